@@ -1,0 +1,243 @@
+"""GhostCRM control plane settings, read from the environment (12-factor).
+
+``GHOSTCRM_ENV`` selects development, staging or production. Production refuses to start without its
+secrets; development reads an optional ``.env`` file and has working defaults for a first run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from ghostcrm.dburl import parse_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+ENVIRONMENTS = ("development", "staging", "production")
+
+GHOSTCRM_ENV = os.environ.get("GHOSTCRM_ENV", "development").strip().lower()
+if GHOSTCRM_ENV not in ENVIRONMENTS:
+    raise ImproperlyConfigured(
+        f"GHOSTCRM_ENV={GHOSTCRM_ENV!r} is not known; set it to one of {', '.join(ENVIRONMENTS)}."
+    )
+# A .env file is a development convenience only: staging and production take their environment as given.
+if GHOSTCRM_ENV == "development" and (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+env = environ.Env()
+IS_PRODUCTION = GHOSTCRM_ENV == "production"
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if GHOSTCRM_ENV != "development":
+        raise ImproperlyConfigured(
+            f"SECRET_KEY must be set when GHOSTCRM_ENV={GHOSTCRM_ENV}; generate one with "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+        )
+    SECRET_KEY = "development-only-insecure-key-do-not-use-in-production"  # noqa: S105
+
+DEBUG = env.bool("DEBUG", default=GHOSTCRM_ENV == "development")
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS", default=[] if GHOSTCRM_ENV != "development" else ["localhost", "127.0.0.1", "[::1]", "testserver"]
+)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# Keys for secrets encrypted at rest (integration credentials): comma-separated Fernet keys, newest first.
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+if not FIELD_ENCRYPTION_KEYS and GHOSTCRM_ENV != "development":
+    raise ImproperlyConfigured(
+        f"FIELD_ENCRYPTION_KEYS must be set when GHOSTCRM_ENV={GHOSTCRM_ENV}; generate a key with "
+        "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'."
+    )
+
+# --- Applications ------------------------------------------------------------------------------------
+# django-tenants splits apps into SHARED_APPS (main database and the tenant registry) and TENANT_APPS
+# (inside each client schema). Our tenant schemas come from raw SQL templates, so the only tenant app is
+# tenants.crm: unmanaged, read-only mirrors of template tables, with no migrations.
+SHARED_APPS = [
+    "ghostcrm.core",  # first: its `migrate` command replaces django-tenants' and Django's
+    "django_tenants",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "drf_spectacular",
+    "django_rq",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "ghostcrm.accounts",
+    "ghostcrm.audit",
+    "ghostcrm.integrations",
+    "tenants",
+    "tenants.engine",
+    "billing",
+]
+TENANT_APPS = ["tenants.crm"]
+INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "ghostcrm.core.middleware.RequestIdMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "ghostcrm.urls"
+WSGI_APPLICATION = "ghostcrm.wsgi.application"
+ASGI_APPLICATION = "ghostcrm.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "ghostcrm.core.context_processors.environment",
+            ],
+        },
+    },
+]
+
+# --- Databases ---------------------------------------------------------------------------------------
+# `default` is the main database (SQL Server in production); `tenants` is the PostgreSQL server holding
+# the django-tenants registry in `public` and one schema per client.
+TENANT_DB_ALIAS = "tenants"
+MAIN_DATABASE_URL = env.str("MAIN_DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'main.sqlite3'}")
+TENANT_DATABASE_URL = env.str("TENANT_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/ghostcrm_tenants")
+_main = parse_database_url(
+    MAIN_DATABASE_URL, variable="MAIN_DATABASE_URL", postgres_engine="django.db.backends.postgresql"
+)
+_tenants = parse_database_url(
+    TENANT_DATABASE_URL, variable="TENANT_DATABASE_URL", postgres_engine="django_tenants.postgresql_backend"
+)
+if _tenants["ENGINE"] != "django_tenants.postgresql_backend":
+    raise ImproperlyConfigured("TENANT_DATABASE_URL must be a postgres:// URL: client schemas live in PostgreSQL only.")
+if _main["ENGINE"] == "django.db.backends.sqlite3":
+    Path(_main["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    _main["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+
+# Parallel test runs (several developers or CI jobs on one server) get their own test databases.
+_test_suffix = env.str("GHOSTCRM_TEST_DB_SUFFIX", default="")
+_main["TEST"] = {
+    "NAME": f"test_ghostcrm_main{_test_suffix}" if _main["ENGINE"] != "django.db.backends.sqlite3" else None
+}
+_tenants["TEST"] = {"NAME": f"test_ghostcrm_tenants{_test_suffix}"}
+_main["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+_main["CONN_HEALTH_CHECKS"] = True
+DATABASES = {"default": _main, TENANT_DB_ALIAS: _tenants}
+DATABASE_ROUTERS = ["ghostcrm.routers.DatabaseRouter"]
+# django-tenants insists that its sync router is installed; ours decides model by model instead.
+TENANT_SYNC_ROUTER = "ghostcrm.routers.DatabaseRouter"
+TENANT_MODEL = "tenants.Tenant"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+# Tenant roles are cluster-wide in PostgreSQL; the prefix keeps environments (and test runs) apart.
+TENANT_ROLE_PREFIX = env.str("TENANT_ROLE_PREFIX", default=f"gc{_test_suffix}")
+TENANT_TEMPLATES_DIR = BASE_DIR / "migrations_sql" / "client-provisioning"
+MAIN_DATABASE_TSQL_DIR = BASE_DIR / "migrations_sql" / "main-database"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis and RQ ------------------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+RQ_QUEUES = {
+    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": timeout}
+    for name, timeout in (("default", 300), ("provisioning", 900), ("billing", 300))
+}
+RQ_SHOW_ADMIN_LINK = True
+
+# --- Authentication ----------------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "ghostcrm.accounts.backends.RoleBackend",
+]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = 5
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_VERBOSE = False
+
+# --- Internationalisation, static files ------------------------------------------------------------
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+# --- E-mail ------------------------------------------------------------------------------------------
+if env.str("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    if GHOSTCRM_ENV == "production":
+        raise ImproperlyConfigured(
+            "EMAIL_URL must be set when GHOSTCRM_ENV=production, e.g. smtp+tls://user:password@smtp.example.com:587."
+        )
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="GhostCRM <no-reply@ghostcrm.local>")
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+# --- REST API ----------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "ghostcrm.core.api.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "GhostCRM control plane API",
+    "DESCRIPTION": "Provision and steer client organisations. Authenticate with `Authorization: Bearer gcrm_…`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Security: production turns on everything `manage.py check --deploy` asks for --------------------
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if GHOSTCRM_ENV in {"staging", "production"}:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if IS_PRODUCTION else 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = IS_PRODUCTION
+    if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,8 @@
+"""Settings for the test suite: the environment's settings, with test-only isolation on top."""
+
+from ghostcrm.settings import *  # noqa: F403
+from ghostcrm.settings import env
+
+# Tenant roles are cluster-wide: tests use their own prefix so they never touch a demo's or a colleague's.
+TENANT_ROLE_PREFIX = "gct" + env.str("GHOSTCRM_TEST_DB_SUFFIX", default="")
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

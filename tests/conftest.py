@@ -1,0 +1,112 @@
+"""Shared fixtures. Tests run against real PostgreSQL and Redis (see the README's `make test`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import connections
+from psycopg import sql
+
+SYSTEM_SCHEMAS = ("public", "information_schema")
+
+
+def _tenant_admin_conninfo(dbname: str) -> dict[str, Any]:
+    params = connections[settings.TENANT_DB_ALIAS].settings_dict
+    return {
+        "host": params["HOST"],
+        "port": params["PORT"] or 5432,
+        "user": params["USER"] or None,
+        "password": params["PASSWORD"] or None,
+        "dbname": dbname,
+        "autocommit": True,
+    }
+
+
+def drop_test_tenant_objects(dbname: str, *, schemas: bool = True) -> None:
+    """Drop every client schema in the test database ``dbname`` and every role carrying this run's prefix."""
+    if schemas:
+        assert dbname.startswith("test_"), f"refusing to drop schemas in {dbname!r}: not a test database"
+    try:
+        conn = psycopg.connect(**_tenant_admin_conninfo(dbname))
+    except psycopg.OperationalError:
+        conn = None
+    if conn is not None:
+        with conn:
+            found = conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE left(nspname, 3) <> 'pg_' AND nspname <> ALL(%s)",
+                [list(SYSTEM_SCHEMAS)],
+            ).fetchall()
+            for (schema,) in found if schemas else []:
+                conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+            roles = conn.execute(
+                "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", [settings.TENANT_ROLE_PREFIX + "\\_%"]
+            ).fetchall()
+            for (role,) in roles:
+                conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
+                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker is None:
+            continue
+        databases = marker.kwargs.get("databases") or ()
+        if databases == "__all__" or settings.TENANT_DB_ALIAS in databases:
+            item.add_marker(pytest.mark.tenant_db)
+
+
+@pytest.fixture(autouse=True)
+def _clean_tenant_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Transactional tests that touch the tenant database leave no schema or role behind."""
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None or not marker.kwargs.get("transaction") or request.node.get_closest_marker("tenant_db") is None:
+        return
+    connections[settings.TENANT_DB_ALIAS].close()
+    drop_test_tenant_objects(connections[settings.TENANT_DB_ALIAS].settings_dict["NAME"])
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    name = connections[settings.TENANT_DB_ALIAS].settings_dict["NAME"]
+    if name.startswith("test_"):  # only when this session set up the tenant test database
+        with django_db_blocker.unblock():
+            drop_test_tenant_objects(name)
+    yield
+
+
+@pytest.fixture
+def redis_conn() -> Iterator[Any]:
+    """The Redis database the tests use, emptied before and after."""
+    import django_rq
+
+    conn = django_rq.get_connection("default")
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+
+
+@pytest.fixture
+def super_admin(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_superuser(
+        email="root@ghostcrm.test", password="correct horse battery staple", first_name="Ada", last_name="Admin"
+    )
+
+
+@pytest.fixture
+def admin_session(client: Any, super_admin: Any) -> Any:
+    """A test client logged in as a super admin (with a verified second factor where MFA is enforced)."""
+    client.force_login(super_admin)
+    return client
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Roles outlive the dropped test databases; remove this run's once the databases are gone."""
+    if not settings.configured or "tenants" not in settings.DATABASES:
+        return
+    drop_test_tenant_objects("postgres", schemas=False)

@@ -98,11 +98,29 @@ def super_admin(django_user_model: Any) -> Any:
     )
 
 
+def login_with_verified_otp(client: Any, user: Any) -> Any:
+    """Log ``client`` in as ``user`` with a confirmed TOTP device verified in the session.
+
+    The admin requires a verified second factor (django-otp); tests that need an admin session for another
+    user call this instead of ``client.force_login``.
+    """
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="test authenticator", confirmed=True)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return client
+
+
 @pytest.fixture
 def admin_session(client: Any, super_admin: Any) -> Any:
-    """A test client logged in as a super admin (with a verified second factor where MFA is enforced)."""
-    client.force_login(super_admin)
-    return client
+    """A test client logged in as a super admin with a verified second factor (MFA is enforced)."""
+    return login_with_verified_otp(client, super_admin)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -161,6 +161,25 @@ RQ_QUEUES = {
     for name, timeout in (("default", 300), ("provisioning", 900), ("billing", 300))
 }
 RQ_SHOW_ADMIN_LINK = True
+# Django's cache (API rate limits) lives in Redis so every web worker counts against the same budget.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "ghostcrm",
+    }
+}
+
+# --- Provisioning ------------------------------------------------------------------------------------
+# Backoff (seconds) between retries of a provisioning job after a transient fault; one retry per entry.
+PROVISIONING_RETRY_INTERVALS = env.list("PROVISIONING_RETRY_INTERVALS", cast=int, default=[10, 60, 300])
+TENANT_BACKUPS_DIR = Path(env.str("TENANT_BACKUPS_DIR", default=str(BASE_DIR / "var" / "backups")))
+TENANT_DOMAIN_SUFFIX = env.str("TENANT_DOMAIN_SUFFIX", default="tenants.ghostcrm.local")
+# Periodic jobs enqueued by the worker's cron scheduler (`python manage.py run_worker`): one line each,
+# {"func": dotted path, "queue": RQ queue, and "interval": seconds or "cron": "m h dom mon dow"}.
+PERIODIC_JOBS: list[dict[str, object]] = [
+    {"func": "tenants.jobs.reconcile_job", "queue": "provisioning", "interval": 60},
+]
 
 # --- Authentication ----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -210,6 +229,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "ghostcrm.core.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+    # Per service key (tenants.api.throttles.ServiceKeyRateThrottle); counted in the Redis cache.
+    "DEFAULT_THROTTLE_RATES": {"service_key": env.str("API_KEY_RATE_LIMIT", default="120/min")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "GhostCRM control plane API",

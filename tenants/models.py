@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
+from ghostcrm.core.fields import EncryptedTextField
 from tenants.schema_names import schema_name_from_slug, validate_schema_name
 
 
@@ -40,9 +41,17 @@ class Organization(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
+    # The tenant app role's password: generated once at provisioning, kept encrypted so a re-run reuses it.
+    app_role_password = EncryptedTextField(null=True, blank=True, editable=False)
+    # Set once the tenant admin's invitation went out, so a re-run job never invites twice.
+    invited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    purge_after = models.DateTimeField(null=True, blank=True, help_text="When the retention purge drops the schema.")
+    export_path = models.CharField(max_length=500, blank=True, help_text="The pg_dump export kept after deletion.")
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("lifecycle_organization", "Can retry, suspend, resume and deprovision organisations")]
 
     def __str__(self) -> str:
         return self.name
@@ -80,3 +89,104 @@ class Domain(DomainMixin):
 
     def __str__(self) -> str:
         return self.domain
+
+
+class Operation(models.Model):
+    """One step of an organisation's lifecycle as it ran: what, which attempt, how long, how it ended.
+
+    Provisioning writes one row per step (registry, schema, templates, admin user, invitation, activation)
+    so the admin can see where a client is and where it failed; transitions write one row each too.
+    """
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCESS = "success", "Success"
+        FAILURE = "failure", "Failure"
+        SKIPPED = "skipped", "Skipped"
+
+    id = models.BigAutoField(primary_key=True)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="operations")
+    step = models.CharField(max_length=40, db_index=True)
+    attempt = models.PositiveIntegerField(default=1)
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.RUNNING)
+    started_at = models.DateTimeField(db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    message = models.TextField(blank=True)
+    job_id = models.CharField("RQ job id", max_length=64, blank=True)
+    actor_label = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["organization", "step"], name="tenants_op_org_step_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.step} #{self.attempt} ({self.outcome})"
+
+
+class IdempotencyRecord(models.Model):
+    """The first result of a request carrying an ``Idempotency-Key``: a replay returns the same organisation.
+
+    ``key`` is scoped by the caller (the API prefixes it with the service key's id), and ``fingerprint``
+    is a hash of the request body, so the same key with another body can be refused.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    key = models.CharField(max_length=255, unique=True)
+    fingerprint = models.CharField(max_length=64)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class ServiceKey(models.Model):
+    """A service-role API key. Only a SHA-256 hash of the secret is stored; the key is shown once.
+
+    The full key reads ``gcrm_<prefix>_<secret>``: the prefix is not secret and finds the row, the secret
+    (256 bits from ``secrets``) is compared by hash in constant time.
+    """
+
+    class Scope(models.TextChoices):
+        ORGANIZATIONS_READ = "organizations:read", "Read organisations and operations"
+        ORGANIZATIONS_WRITE = "organizations:write", "Request new organisations"
+        ORGANIZATIONS_LIFECYCLE = "organizations:lifecycle", "Retry, suspend, resume, deprovision"
+
+    id = models.BigAutoField(primary_key=True)
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    scopes = models.CharField(max_length=255, help_text="Space-separated scopes.")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    audit_redacted_fields = ("key_hash",)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (gcrm_{self.prefix}_…)"
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scopes.split()
+
+    def clean(self) -> None:
+        unknown = sorted(set(self.scope_list) - set(self.Scope.values))
+        if unknown:
+            raise ValidationError({"scopes": f"Unknown scope(s): {', '.join(unknown)}."})
+        if not self.scope_list:
+            raise ValidationError({"scopes": "Give at least one scope."})

@@ -1,0 +1,142 @@
+"""The lifecycle service: allowed transitions, operations and audit rows, requests and idempotency."""
+
+from __future__ import annotations
+
+import pytest
+
+from ghostcrm.audit.models import AuditEvent
+from ghostcrm.audit.services import Actor
+from ghostcrm.core.errors import Conflict, ValidationError
+from tenants import services
+from tenants.models import IdempotencyRecord, Operation, Organization
+
+pytestmark = pytest.mark.django_db
+ACTOR = Actor.system("test")
+Status = Organization.Status
+
+
+def _request(name: str = "ACME Corp", email: str = "admin@acme.test", **kwargs: object) -> Organization:
+    return services.organization_request(name=name, admin_email=email, actor=ACTOR, **kwargs)  # type: ignore[arg-type]
+
+
+def test_request_creates_a_pending_organisation_with_an_operation_and_audit_event() -> None:
+    organization = _request(plan_code="starter")
+    assert organization.status == Status.PENDING
+    assert (organization.slug, organization.schema_name) == ("acme-corp", "acme_corp")
+    assert organization.admin_email == "admin@acme.test"
+    assert list(Operation.objects.filter(organization=organization).values_list("step", "to_status")) == [
+        ("request", "pending")
+    ]
+    event = AuditEvent.objects.get(action="organization.request")
+    assert event.organization_id == organization.pk and event.actor_label == "test"
+
+
+@pytest.mark.parametrize(
+    ("name", "email", "field"),
+    [
+        ("", "admin@acme.test", "name"),
+        ("   ", "admin@acme.test", "name"),
+        ("!!!", "admin@acme.test", "name"),
+        ("Public", "admin@acme.test", "name"),  # a reserved schema name
+        ("Select", "admin@acme.test", "name"),  # a reserved key word
+        ("1st Choice", "admin@acme.test", "name"),  # schema names start with a letter
+        ("PG Stats", "admin@acme.test", "name"),  # pg_ prefix is PostgreSQL's
+        ("x" * 201, "admin@acme.test", "name"),
+        ("ACME Corp", "not-an-email", "admin_email"),
+        ("ACME Corp", "", "admin_email"),
+    ],
+)
+def test_bad_requests_are_refused_with_field_errors_and_nothing_is_written(name: str, email: str, field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        _request(name=name, email=email)
+    assert field in caught.value.extra["fields"]
+    assert not Organization.objects.exists()
+    assert not Operation.objects.exists()
+
+
+def test_same_idempotency_key_and_body_returns_the_first_organisation() -> None:
+    first = _request(idempotency_key="k1")
+    again = _request(idempotency_key="k1")
+    assert again.pk == first.pk
+    assert Organization.objects.count() == 1
+    assert IdempotencyRecord.objects.get(key="k1").organization_id == first.pk
+
+
+def test_same_idempotency_key_with_another_body_is_refused() -> None:
+    _request(idempotency_key="k1")
+    with pytest.raises(services.IdempotencyKeyReused) as caught:
+        _request(name="Other Corp", idempotency_key="k1")
+    assert caught.value.http_status == 422
+    assert Organization.objects.count() == 1
+
+
+def test_a_second_request_for_the_same_client_returns_it_and_another_admin_conflicts() -> None:
+    first = _request()
+    assert _request(name="  ACME   corp ").pk == first.pk
+    with pytest.raises(Conflict) as caught:
+        _request(email="someone@else.test")
+    assert caught.value.code == "organization_exists"
+    assert Organization.objects.count() == 1
+
+
+def test_allowed_transition_records_operation_and_audit() -> None:
+    organization = _request()
+    services.organization_transition(
+        organization_id=organization.pk, to_status=Status.PROVISIONING, actor=ACTOR, step="provision", job_id="j1"
+    )
+    organization.refresh_from_db()
+    assert organization.status == Status.PROVISIONING and organization.status_changed_at is not None
+    operation = Operation.objects.get(organization=organization, step="provision")
+    assert (operation.from_status, operation.to_status, operation.job_id) == ("pending", "provisioning", "j1")
+    assert AuditEvent.objects.filter(action="organization.provision", organization_id=organization.pk).count() == 1
+
+
+def test_failed_transition_keeps_the_reason_and_active_sets_activated_at() -> None:
+    organization = _request()
+    for status in (Status.PROVISIONING, Status.FAILED):
+        services.organization_transition(
+            organization_id=organization.pk, to_status=status, actor=ACTOR, step=status, error="bad template"
+        )
+    organization.refresh_from_db()
+    assert organization.last_error == "bad template"
+    services.organization_transition(organization_id=organization.pk, to_status=Status.PENDING, actor=ACTOR, step="retry")
+    services.organization_transition(
+        organization_id=organization.pk, to_status=Status.PROVISIONING, actor=ACTOR, step="provision"
+    )
+    services.organization_transition(organization_id=organization.pk, to_status=Status.ACTIVE, actor=ACTOR, step="activate")
+    organization.refresh_from_db()
+    assert organization.last_error == "" and organization.activated_at is not None
+
+
+@pytest.mark.parametrize(
+    ("start", "target"),
+    [
+        (Status.PENDING, Status.ACTIVE),
+        (Status.ACTIVE, Status.PENDING),
+        (Status.FAILED, Status.ACTIVE),
+        (Status.DELETED, Status.ACTIVE),
+        (Status.PURGED, Status.PENDING),
+        (Status.SUSPENDED, Status.FAILED),
+    ],
+)
+def test_disallowed_transitions_conflict_and_change_nothing(start: str, target: str) -> None:
+    organization = _request()
+    Organization.objects.filter(pk=organization.pk).update(status=start)
+    operations = Operation.objects.count()
+    with pytest.raises(Conflict) as caught:
+        services.organization_transition(organization_id=organization.pk, to_status=target, actor=ACTOR, step="x")
+    assert caught.value.code == "invalid_transition"
+    organization.refresh_from_db()
+    assert organization.status == start
+    assert Operation.objects.count() == operations
+
+
+def test_retry_moves_failed_back_to_pending_and_refuses_active() -> None:
+    organization = _request()
+    Organization.objects.filter(pk=organization.pk).update(status=Status.FAILED, last_error="boom")
+    services.organization_retry(organization_id=organization.pk, actor=ACTOR)
+    organization.refresh_from_db()
+    assert organization.status == Status.PENDING and organization.last_error == ""
+    Organization.objects.filter(pk=organization.pk).update(status=Status.ACTIVE)
+    with pytest.raises(Conflict):
+        services.organization_retry(organization_id=organization.pk, actor=ACTOR)

@@ -59,7 +59,7 @@ if not FIELD_ENCRYPTION_KEYS and GHOSTCRM_ENV != "development":
 SHARED_APPS = [
     "ghostcrm.core",  # first: its `migrate` command replaces django-tenants' and Django's
     "django_tenants",
-    "django.contrib.admin",
+    "ghostcrm.core.apps.AuditedAdminConfig",  # django.contrib.admin; makes third-party admins audited
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.http import HttpRequest
 
 from ghostcrm.core.admin_base import AuditedModelAdmin
@@ -20,11 +21,35 @@ class SystemSettingForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["key"].choices = [(key, key) for key in sorted(REGISTRY)]  # type: ignore[attr-defined]
+        if "key" in self.fields:  # the add page; the key is read-only once stored
+            self.fields["key"].choices = [  # type: ignore[attr-defined]
+                ("", "---------"),
+                *((key, f"{key} ({spec.type_name})") for key, spec in sorted(REGISTRY.items())),
+            ]
+            self.fields["value"].help_text = "Typed text, checked against the chosen setting: " + "; ".join(
+                f"{key}: {spec.type_name}, default {spec.serialize(spec.default)}"
+                for key, spec in sorted(REGISTRY.items())
+            )
         key = self.initial.get("key") or (self.instance.key if self.instance.pk else "")
         if key in REGISTRY:
             spec = REGISTRY[key]
-            self.fields["value"].help_text = f"{spec.help_text} Expects {spec.type_name}; default {spec.default!r}."
+            self.fields[
+                "value"
+            ].help_text = f"{spec.help_text} Expects {spec.type_name}; default {spec.serialize(spec.default)}."
+
+    def add_error(self, field: str | None, error: Any) -> None:
+        # The model names `key` in its errors; on the change page the key is read-only, not a form field.
+        if (
+            field is None
+            and isinstance(error, ValidationError)
+            and hasattr(error, "error_dict")
+            and "key" in error.error_dict
+            and "key" not in self.fields
+        ):
+            error = ValidationError(
+                {NON_FIELD_ERRORS if name == "key" else name: errors for name, errors in error.error_dict.items()}
+            )
+        super().add_error(field, error)
 
 
 @admin.register(SystemSetting)

@@ -1,0 +1,166 @@
+"""Writes to integration preferences. Every change is validated against the provider's declaration and audited."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, router, transaction
+from django.http import HttpRequest
+
+from ghostcrm.audit.services import Actor, audit_record
+from ghostcrm.core.errors import Conflict, NotFound, ValidationError
+from ghostcrm.core.snapshots import snapshot
+from ghostcrm.integrations.models import IntegrationPreference
+from ghostcrm.integrations.providers import PROVIDERS
+from tenants.models import Organization
+
+
+def _check_provider(provider: str) -> None:
+    if provider not in PROVIDERS:
+        raise ValidationError(
+            f"Unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}.",
+            extra={"fields": {"provider": ["unknown provider"]}},
+        )
+
+
+def _check_secret_values(secrets: Any, *, allow_removal: bool) -> dict[str, str | None]:
+    if not isinstance(secrets, dict):
+        raise ValidationError("Secrets must be an object of secret names to text values.")
+    for name, value in secrets.items():
+        if not isinstance(name, str) or not (isinstance(value, str) or (allow_removal and value is None)):
+            raise ValidationError(
+                f"Secret {name!r} must be text" + (" (or null to remove it)." if allow_removal else "."),
+                extra={"fields": {"secrets": [f"{name} must be text"]}},
+            )
+    return secrets
+
+
+def merge_secrets(existing: dict[str, str] | None, updates: dict[str, str | None]) -> dict[str, str]:
+    """The stored secrets with ``updates`` applied: a text value sets a name, null or empty text removes it."""
+    merged = dict(existing or {})
+    for name, value in updates.items():
+        if value in (None, ""):
+            merged.pop(name, None)
+        else:
+            merged[name] = value  # type: ignore[assignment]
+    return merged
+
+
+def _full_clean(preference: IntegrationPreference) -> None:
+    try:
+        preference.full_clean()
+    except DjangoValidationError as exc:
+        fields = getattr(exc, "message_dict", {"__all__": exc.messages})
+        detail = " ".join(f"{field}: {' '.join(messages)}" for field, messages in fields.items())
+        raise ValidationError(f"The integration preference is not valid. {detail}", extra={"fields": fields}) from None
+
+
+def _organization(organization_id: uuid.UUID | str) -> Organization:
+    try:
+        return Organization.objects.get(pk=organization_id)
+    except (Organization.DoesNotExist, DjangoValidationError, ValueError):
+        raise NotFound(f"Organisation {organization_id} does not exist.") from None
+
+
+def integration_preference_set(
+    *,
+    organization_id: uuid.UUID | str,
+    provider: str,
+    actor: Actor,
+    enabled: bool | None = None,
+    settings: dict[str, Any] | None = None,
+    secrets: dict[str, str | None] | None = None,
+    request: HttpRequest | None = None,
+) -> IntegrationPreference:
+    """Create or update one organisation's preference for one provider.
+
+    ``None`` leaves a part as it is (a new preference starts disabled, with no settings or secrets).
+    ``settings`` replaces the settings object; ``secrets`` sets the names it gives and removes those given
+    as null, keeping the others. Validated against the provider's declaration; nothing is written when invalid.
+    """
+    _check_provider(provider)
+    if secrets is not None:
+        _check_secret_values(secrets, allow_removal=True)
+    organization = _organization(organization_id)
+    try:
+        with transaction.atomic(using=router.db_for_write(IntegrationPreference)):
+            preference = (
+                IntegrationPreference.objects.select_for_update()
+                .filter(organization=organization, provider=provider)
+                .first()
+            )
+            before = snapshot(preference) if preference is not None else None
+            if preference is None:
+                preference = IntegrationPreference(organization=organization, provider=provider)
+            if enabled is not None:
+                preference.enabled = enabled
+            if settings is not None:
+                preference.settings = settings
+            if secrets is not None:
+                preference.secrets = merge_secrets(preference.secrets, secrets)
+            _full_clean(preference)
+            preference.save()
+            changed = sorted(secrets or {})
+            audit_record(
+                action="integration.preference_set",
+                actor=actor,
+                target=preference,
+                before=before,
+                after=snapshot(preference),
+                message=f"secrets changed: {', '.join(changed)}" if changed else "",
+                request=request,
+            )
+    except IntegrityError:
+        raise Conflict(
+            f"A {provider} preference for this organisation was created at the same moment; try again."
+        ) from None
+    return preference
+
+
+def integration_secrets_rotate(
+    *,
+    organization_id: uuid.UUID | str,
+    provider: str,
+    secrets: dict[str, str],
+    actor: Actor,
+    request: HttpRequest | None = None,
+) -> IntegrationPreference:
+    """Replace all of a preference's credentials with a new complete set (e.g. after a token is reissued).
+
+    Every secret the provider requires must be in the new set, whether or not the integration is enabled;
+    names not given are dropped, so a leaked old credential does not linger.
+    """
+    _check_provider(provider)
+    _check_secret_values(secrets, allow_removal=False)
+    spec = PROVIDERS[provider]
+    missing = [key.name for key in spec.secrets if key.required and not secrets.get(key.name)]
+    if missing:
+        raise ValidationError(
+            f"A rotation must supply every required {spec.label} secret; missing: {', '.join(missing)}.",
+            extra={"fields": {"secrets": [f"{name} is required" for name in missing]}},
+        )
+    organization = _organization(organization_id)
+    with transaction.atomic(using=router.db_for_write(IntegrationPreference)):
+        preference = (
+            IntegrationPreference.objects.select_for_update()
+            .filter(organization=organization, provider=provider)
+            .first()
+        )
+        if preference is None:
+            raise NotFound(f"{organization} has no {spec.label} integration to rotate; set it up first.")
+        before = snapshot(preference)
+        preference.secrets = dict(secrets)
+        _full_clean(preference)
+        preference.save()
+        audit_record(
+            action="integration.secrets_rotate",
+            actor=actor,
+            target=preference,
+            before=before,
+            after=snapshot(preference),
+            message=f"secrets replaced: {', '.join(sorted(secrets))}",
+            request=request,
+        )
+    return preference

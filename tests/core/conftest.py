@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tenants.models import Organization
+from tests.integrations.conftest import make_organization
+
+
+@pytest.fixture
+def organization(db: Any) -> Organization:
+    return make_organization()

@@ -59,7 +59,7 @@ if not FIELD_ENCRYPTION_KEYS and GHOSTCRM_ENV != "development":
 SHARED_APPS = [
     "ghostcrm.core",  # first: its `migrate` command replaces django-tenants' and Django's
     "django_tenants",
-    "ghostcrm.core.apps.AuditedAdminConfig",  # django.contrib.admin; makes third-party admins audited
+    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -80,6 +80,7 @@ SHARED_APPS = [
     "tenants.engine",
     "billing",
 ]
+    "ghostcrm.core.admin_audit",  # last: makes every registered admin (third-party too) audited
 TENANT_APPS = ["tenants.crm"]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 

@@ -79,8 +79,8 @@ SHARED_APPS = [
     "tenants",
     "tenants.engine",
     "billing",
-]
     "ghostcrm.core.admin_audit",  # last: makes every registered admin (third-party too) audited
+]
 TENANT_APPS = ["tenants.crm"]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 

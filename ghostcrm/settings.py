@@ -7,6 +7,7 @@ secrets; development reads an optional ``.env`` file and has working defaults fo
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -59,7 +60,7 @@ if not FIELD_ENCRYPTION_KEYS and GHOSTCRM_ENV != "development":
 SHARED_APPS = [
     "ghostcrm.core",  # first: its `migrate` command replaces django-tenants' and Django's
     "django_tenants",
-    "django.contrib.admin",
+    "ghostcrm.accounts.admin_apps.GhostAdminConfig",  # django.contrib.admin with the OTP-enforcing site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -68,6 +69,7 @@ SHARED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI / ReDoc assets served from here, never from a CDN
     "django_rq",
     "axes",
     "django_otp",
@@ -93,6 +95,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "ghostcrm.accounts.middleware.SessionSecurityMiddleware",  # timeouts, revoked sessions, MFA gate, re-auth
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
@@ -195,14 +198,38 @@ PASSWORD_HASHERS = [
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "ghostcrm.accounts.validators.MaximumLengthValidator", "OPTIONS": {"max_length": 128}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "ghostcrm.accounts.validators.PasswordHistoryValidator", "OPTIONS": {"history": 5}},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "admin:index"
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_FAILURE_LIMIT = 5
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_VERBOSE = False
+# Progressive lockout (ghostcrm/accounts/lockout.py): 5 failures lock for 15 min, each further failure
+# doubles it up to 24 h; failures are forgotten 24 h after the last one or at a successful sign-in.
+AXES_HANDLER = "ghostcrm.accounts.lockout.ProgressiveAxesHandler"
+AXES_COOLOFF_TIME = timedelta(hours=24)
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_USERNAME_CALLABLE = "ghostcrm.accounts.lockout.normalised_username"
+AXES_LOCKOUT_CALLABLE = "ghostcrm.accounts.lockout.lockout_response"
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_SENSITIVE_PARAMETERS = ["password", "password1", "password2", "old_password", "new_password1", "new_password2", "code"]
+ACCOUNTS_LOCKOUT_BASE = timedelta(minutes=env.int("ACCOUNTS_LOCKOUT_MINUTES", default=15))
+ACCOUNTS_LOCKOUT_MAX = timedelta(hours=24)
+# Sessions: idle and absolute timeouts (enforced by SessionSecurityMiddleware), the password asked again
+# before changing e-mail, password or MFA when the last time it was typed is older than ACCOUNTS_REAUTH_MAX_AGE.
+ACCOUNTS_SESSION_IDLE_TIMEOUT = timedelta(minutes=env.int("SESSION_IDLE_TIMEOUT_MINUTES", default=30))
+ACCOUNTS_SESSION_ABSOLUTE_TIMEOUT = timedelta(hours=env.int("SESSION_ABSOLUTE_TIMEOUT_HOURS", default=12))
+ACCOUNTS_REAUTH_MAX_AGE = timedelta(minutes=5)
+ACCOUNTS_PREAUTH_MAX_AGE = timedelta(minutes=10)  # between the password and the second factor
+SESSION_COOKIE_AGE = int(ACCOUNTS_SESSION_ABSOLUTE_TIMEOUT.total_seconds())
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+OTP_TOTP_ISSUER = "GhostCRM" if IS_PRODUCTION else f"GhostCRM ({GHOSTCRM_ENV})"
 
 # --- Internationalisation, static files ------------------------------------------------------------
 LANGUAGE_CODE = "en-gb"
@@ -211,6 +238,13 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+
+# --- Stripe (optional) ---------------------------------------------------------------------------------
+# Billing works without a payment provider; with these set, the webhook endpoint accepts signed Stripe
+# events and dunning asks Stripe to retry charges. Both come from the Stripe dashboard (Developers).
+STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
 
 # --- E-mail ------------------------------------------------------------------------------------------
 if env.str("EMAIL_URL", default=""):
@@ -238,6 +272,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Provision and steer client organisations. Authenticate with `Authorization: Bearer gcrm_…`.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Security: production turns on everything `manage.py check --deploy` asks for --------------------

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 admin.site.site_header = "GhostCRM control plane"
 admin.site.site_title = "GhostCRM"
@@ -7,5 +8,11 @@ admin.site.index_title = "Control plane"
 
 urlpatterns = [
     path("admin/rq/", include("django_rq.urls")),
+    path("accounts/", include("ghostcrm.accounts.urls")),
     path("admin/", admin.site.urls),
+    path("billing/", include("billing.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/", include("tenants.api.urls")),
 ]

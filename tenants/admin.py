@@ -1,23 +1,478 @@
+"""Admin for organisations (lifecycle actions, operations, the provisioning dashboard) and service keys.
+
+Every action here is a thin caller of one service in ``tenants.services`` / ``tenants.keys``.
+"""
+
 from __future__ import annotations
 
-from django.contrib import admin
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
-from ghostcrm.core.admin_base import AuditedModelAdmin
-from tenants.models import Organization
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+
+from ghostcrm.audit.services import Actor
+from ghostcrm.core.admin_base import AuditedModelAdmin, ReadOnlyAdminMixin
+from ghostcrm.core.errors import ApplicationError
+from ghostcrm.core.errors import ValidationError as AppValidationError
+from tenants import keys, selectors, services
+from tenants.models import Operation, Organization, ProvisioningDashboard, ServiceKey
+
+Status = Organization.Status
+BADGE_COLOURS: dict[str, str] = {
+    Status.PENDING: "#6c757d",
+    Status.PROVISIONING: "#0d6efd",
+    Status.ACTIVE: "#198754",
+    Status.FAILED: "#dc3545",
+    Status.SUSPENDED: "#fd7e14",
+    Status.DEPROVISIONING: "#6f42c1",
+    Status.DELETED: "#495057",
+    Status.PURGED: "#adb5bd",
+}
+SERVICE_FIELDS = {"name": "name", "admin_email": "admin_email", "plan": "plan_code"}
+
+
+def status_badge(status: str) -> str:
+    label = Status(status).label if status in Status.values else status
+    return format_html(
+        '<span class="gc-status" data-status="{}" style="background:{};color:#fff;border-radius:8px;'
+        'padding:1px 8px;font-size:11px;font-weight:bold">{}</span>',
+        status,
+        BADGE_COLOURS.get(status, "#6c757d"),
+        label,
+    )
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+class OrganizationAddForm(forms.ModelForm):
+    """New organisations: name, admin e-mail, plan. The slug and schema name follow from the name."""
+
+    class Meta:
+        model = Organization
+        fields = ("name", "admin_email", "plan_code")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        try:
+            checked = services.organization_validate_request(
+                name=data.get("name", ""), admin_email=data.get("admin_email", ""), plan_code=data.get("plan_code", "")
+            )
+        except AppValidationError as exc:
+            for field, errors in exc.extra.get("fields", {}).items():
+                for error in errors:
+                    self.add_error(SERVICE_FIELDS.get(field), error)
+            return data
+        existing = Organization.objects.filter(slug=checked["slug"]).first()
+        if existing is not None:
+            self.add_error(
+                "name", f"An organisation with this name already exists: {existing.name} ({existing.status})."
+            )
+        return data
+
+
+class OperationInline(admin.TabularInline):
+    model = Operation
+    extra = 0
+    can_delete = False
+    max_num = 0
+    ordering = ("started_at", "id")
+    fields = ("step", "attempt", "from_status", "to_status", "outcome", "started_at", "duration", "error", "job_id")
+    readonly_fields = fields
+    show_change_link = False
+
+    @admin.display(description="duration")
+    def duration(self, obj: Operation) -> str:
+        return "-" if obj.duration_ms is None else f"{obj.duration_ms} ms"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Organization)
 class OrganizationAdmin(AuditedModelAdmin):
-    list_display = ("name", "slug", "status", "plan_code", "admin_email", "created_at")
-    list_filter = ("status", "plan_code")
-    search_fields = ("name", "slug", "admin_email", "=id")
+    list_display = ("name", "slug", "status_badge", "plan_code", "admin_email", "created_at", "time_to_active")
+    list_filter = ("status", "plan_code", "created_at")
+    search_fields = ("name", "slug", "admin_email", "schema_name", "=id")
+    date_hierarchy = "created_at"
+    inlines = (OperationInline,)
+    actions = ("retry_selected", "suspend_selected", "resume_selected", "deprovision_selected")
     readonly_fields = (
         "id",
+        "name",
+        "slug",
         "schema_name",
-        "status",
+        "admin_email",
+        "plan_code",
+        "status_badge",
         "last_error",
         "created_at",
         "updated_at",
         "status_changed_at",
         "activated_at",
+        "time_to_active",
+        "invited_at",
+        "deleted_at",
+        "purge_after",
+        "export_path",
     )
+    fieldsets = (
+        (None, {"fields": ("id", "name", "slug", "schema_name", "admin_email", "plan_code")}),
+        (
+            "Lifecycle",
+            {"fields": ("status_badge", "last_error", "status_changed_at", "activated_at", "time_to_active")},
+        ),
+        ("Dates", {"fields": ("created_at", "updated_at", "invited_at", "deleted_at", "purge_after", "export_path")}),
+    )
+
+    # --- list and forms ---
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: Organization) -> str:
+        return status_badge(obj.status)
+
+    @admin.display(description="time to active")
+    def time_to_active(self, obj: Organization) -> str:
+        if obj.activated_at is None or obj.created_at is None:
+            return "-"
+        return format_duration((obj.activated_at - obj.created_at).total_seconds())
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = OrganizationAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ((None, {"fields": ("name", "admin_email", "plan_code")}),)
+        return self.fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return () if obj is None else self.readonly_fields
+
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.inlines if obj is not None else ()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # organisations leave through deprovisioning, never a bare delete
+
+    def has_lifecycle_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("tenants.lifecycle_organization"))
+
+    def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
+        if change:
+            return  # nothing on the change form is editable
+        created = services.organization_request(
+            name=obj.name,
+            admin_email=obj.admin_email,
+            plan_code=obj.plan_code,
+            actor=Actor.for_user(request.user),
+            request=request,
+        )
+        obj.pk = created.pk
+        obj._state.adding = False
+        obj.refresh_from_db()
+
+    # --- lifecycle actions, each with a confirmation page ---
+    def _lifecycle(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Organization],
+        *,
+        action: str,
+        verb: str,
+        service: Callable[..., Organization],
+    ) -> HttpResponse | None:
+        if request.POST.get("confirm") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"{verb.capitalize()} {queryset.count()} organisation(s)?",
+                "organizations": list(queryset),
+                "action": action,
+                "verb": verb,
+                "opts": self.model._meta,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "tenants/admin/confirm_action.html", context)
+        reason = request.POST.get("reason", "").strip()[:1000] or f"{verb} from the admin"
+        done, refused = [], []
+        for organization in queryset:
+            try:
+                service(
+                    organization_id=organization.pk, actor=Actor.for_user(request.user), reason=reason, request=request
+                )
+                done.append(organization.name)
+            except ApplicationError as exc:
+                refused.append(f"{organization.name}: {exc.message}")
+        if done:
+            self.message_user(request, f"{verb.capitalize()}: {', '.join(done)}.", messages.SUCCESS)
+        for problem in refused:
+            self.message_user(request, problem, messages.ERROR)
+        return None
+
+    @admin.action(description="Retry provisioning of selected organisations", permissions=["lifecycle"])
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet[Organization]) -> HttpResponse | None:
+        return self._lifecycle(
+            request, queryset, action="retry_selected", verb="retry", service=services.organization_retry
+        )
+
+    @admin.action(description="Suspend selected organisations", permissions=["lifecycle"])
+    def suspend_selected(self, request: HttpRequest, queryset: QuerySet[Organization]) -> HttpResponse | None:
+        return self._lifecycle(
+            request, queryset, action="suspend_selected", verb="suspend", service=services.organization_suspend
+        )
+
+    @admin.action(description="Resume selected organisations", permissions=["lifecycle"])
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet[Organization]) -> HttpResponse | None:
+        return self._lifecycle(
+            request, queryset, action="resume_selected", verb="resume", service=services.organization_resume
+        )
+
+    @admin.action(description="Deprovision selected organisations (export, then delete)", permissions=["lifecycle"])
+    def deprovision_selected(self, request: HttpRequest, queryset: QuerySet[Organization]) -> HttpResponse | None:
+        return self._lifecycle(
+            request,
+            queryset,
+            action="deprovision_selected",
+            verb="deprovision",
+            service=services.organization_deprovision,
+        )
+
+    # --- dashboard ---
+    def get_urls(self) -> list[URLPattern]:
+        extra = [
+            path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="tenants_provisioning_dashboard"),
+            path(
+                "<uuid:organization_id>/retry/",
+                self.admin_site.admin_view(require_POST(self.retry_view)),
+                name="tenants_organization_retry",
+            ),
+        ]
+        return extra + super().get_urls()  # type: ignore[return-value]
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            return HttpResponseRedirect(reverse("admin:index"))
+        stats = selectors.provisioning_dashboard()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Provisioning dashboard",
+            "opts": self.model._meta,
+            "stats": stats,
+            "counts": [(status_badge(status), count) for status, count in stats.counts.items()],
+            "p50": format_duration(stats.p50_seconds),
+            "p95": format_duration(stats.p95_seconds),
+            "chart": time_to_active_chart(stats.hourly),
+            "failures": [
+                {"organization": org, "badge": status_badge(org.status), "retry_url": _retry_url(org)}
+                for org in stats.recent_failures
+            ],
+            "can_retry": self.has_lifecycle_permission(request),
+        }
+        return TemplateResponse(request, "tenants/dashboard.html", context)
+
+    def retry_view(self, request: HttpRequest, organization_id: Any) -> HttpResponse:
+        organization = get_object_or_404(Organization, pk=organization_id)
+        if not self.has_lifecycle_permission(request):
+            self.message_user(request, "You may not retry provisioning.", messages.ERROR)
+        else:
+            try:
+                services.organization_retry(
+                    organization_id=organization.pk,
+                    actor=Actor.for_user(request.user),
+                    reason="retry from the provisioning dashboard",
+                    request=request,
+                )
+                self.message_user(request, f"Provisioning of {organization.name} starts again.", messages.SUCCESS)
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+        return HttpResponseRedirect(request.POST.get("next") or reverse("admin:tenants_provisioning_dashboard"))
+
+
+def _retry_url(organization: Organization) -> str:
+    return reverse("admin:tenants_organization_retry", kwargs={"organization_id": organization.pk})
+
+
+def time_to_active_chart(hourly: list[dict[str, Any]], *, width: int = 720, height: int = 200) -> dict[str, Any]:
+    """Bars for p95 and p50 time to active per hour over the last day, as inline-SVG geometry."""
+    top = max([bucket["p95"] or 0 for bucket in hourly] + [1.0])
+    pad_left, pad_bottom = 48, 20
+    plot_w, plot_h = width - pad_left - 8, height - pad_bottom - 8
+    slot = plot_w / max(len(hourly), 1)
+    bars = []
+    for index, bucket in enumerate(hourly):
+        x = pad_left + index * slot
+        for key, inset in (("p95", 0.1), ("p50", 0.3)):
+            value = bucket[key]
+            if value is None:
+                continue
+            bar_h = max(plot_h * value / top, 1.0)
+            bars.append(
+                {
+                    "series": key,
+                    "x": round(x + slot * inset, 1),
+                    "y": round(8 + plot_h - bar_h, 1),
+                    "w": round(slot * (1 - 2 * inset), 1),
+                    "h": round(bar_h, 1),
+                    "title": f"{bucket['start']:%H:%M} UTC: {key} {format_duration(value)} ({bucket['count']} active)",
+                }
+            )
+    labels = [
+        {"x": round(pad_left + i * slot + slot / 2, 1), "text": f"{bucket['start']:%H}h"}
+        for i, bucket in enumerate(hourly)
+        if i % 4 == 0
+    ]
+    return {
+        "width": width,
+        "height": height,
+        "bars": bars,
+        "labels": labels,
+        "label_y": height - 4,
+        "axis_y": 8 + plot_h,
+        "pad_left": pad_left,
+        "top_label": format_duration(top),
+        "empty": not bars,
+    }
+
+
+@admin.register(ProvisioningDashboard)
+class ProvisioningDashboardAdmin(admin.ModelAdmin):
+    """An entry on the admin index that opens the provisioning dashboard."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)  # type: ignore[union-attr]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return HttpResponseRedirect(reverse("admin:tenants_provisioning_dashboard"))
+
+
+@admin.register(Operation)
+class OperationAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
+    list_display = ("organization", "step", "attempt", "outcome", "started_at", "duration_ms", "job_id", "short_error")
+    list_filter = ("outcome", "step", "started_at")
+    search_fields = ("organization__name", "organization__slug", "job_id", "error")
+    list_select_related = ("organization",)
+
+    @admin.display(description="error")
+    def short_error(self, obj: Operation) -> str:
+        return obj.error[:120]
+
+
+class ServiceKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=ServiceKey.Scope.choices, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = ServiceKey
+        fields = ("name", "scopes", "expires_at")
+
+    def clean_expires_at(self) -> dt.datetime | None:
+        value: dt.datetime | None = self.cleaned_data.get("expires_at")
+        if value is not None and value <= timezone.now():
+            raise forms.ValidationError("The expiry must be in the future.")
+        return value
+
+    def _post_clean(self) -> None:
+        # The model stores scopes as space-separated text; the form offers checkboxes.
+        scopes = self.cleaned_data.get("scopes")
+        if isinstance(scopes, list):
+            self.cleaned_data["scopes"] = " ".join(scopes)
+        super()._post_clean()  # type: ignore[misc]
+
+
+@admin.register(ServiceKey)
+class ServiceKeyAdmin(AuditedModelAdmin):
+    form = ServiceKeyForm
+    list_display = ("name", "masked", "scopes", "expires_at", "revoked_at", "last_used_at", "created_at", "created_by")
+    list_filter = ("revoked_at", "expires_at")
+    search_fields = ("name", "prefix")
+    actions = ("revoke_selected",)
+    readonly_fields = ("masked", "scopes", "expires_at", "revoked_at", "last_used_at", "created_at", "created_by")
+
+    @admin.display(description="key")
+    def masked(self, obj: ServiceKey) -> str:
+        return f"gcrm_{obj.prefix}_…"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return () if obj is None else ("name", *self.readonly_fields)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ("name", "scopes", "expires_at") if obj is None else ("name", *self.readonly_fields)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoke instead: the audit log keeps pointing at the key
+
+    # Keys open the API to machines: only super admins create or revoke them.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser)  # type: ignore[union-attr]
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser)  # type: ignore[union-attr]
+
+    def save_model(self, request: HttpRequest, obj: ServiceKey, form: Any, change: bool) -> None:
+        if change:
+            return
+        key, raw = keys.service_key_create(
+            name=obj.name,
+            scopes=obj.scopes.split(),
+            expires_at=obj.expires_at,
+            created_by=request.user,
+            actor=Actor.for_user(request.user),
+            request=request,
+        )
+        obj.pk = key.pk
+        obj._state.adding = False
+        obj.refresh_from_db()
+        request._service_key_raw = raw  # type: ignore[attr-defined]
+
+    def response_add(self, request: HttpRequest, obj: ServiceKey, post_url_continue: str | None = None) -> HttpResponse:
+        raw = getattr(request, "_service_key_raw", None)
+        if raw is None:
+            return super().response_add(request, obj, post_url_continue)
+        # Shown on this page only: the key is neither stored nor put in a message cookie.
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Service key created",
+            "key": obj,
+            "raw_key": raw,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "tenants/admin/service_key_created.html", context)
+
+    @admin.action(description="Revoke selected keys", permissions=["revoke"])
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ServiceKey]) -> None:
+        for key in queryset:
+            keys.service_key_revoke(key_id=key.pk, actor=Actor.for_user(request.user), request=request)
+        self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)

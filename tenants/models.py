@@ -66,6 +66,15 @@ class Organization(models.Model):
                 raise ValidationError({"slug": exc.messages}) from None
 
 
+class ProvisioningDashboard(Organization):
+    """No data of its own: gives the provisioning dashboard an entry on the admin index."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "provisioning dashboard"
+        verbose_name_plural = "provisioning dashboard"
+
+
 class Tenant(TenantMixin):
     """django-tenants' registry row for one client schema. Lives in the tenant database."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -189,20 +190,17 @@ def _step_schema(organization: Organization) -> str:
         # Generated once and kept (encrypted) so a re-run gives the role the same password.
         organization.app_role_password = secrets.token_urlsafe(32)
         organization.save(update_fields=["app_role_password", "updated_at"])
-    schema_create(schema=organization.schema_name, app_password=organization.app_role_password)
+    schema_create(schema=organization.schema_name, app_password=organization.app_role_password, actor=SYSTEM)
     return f"schema {organization.schema_name} and its roles are in place"
 
 
 def _step_templates(organization: Organization) -> str:
     from tenants.engine.services import schema_apply
 
-    result = schema_apply(
-        schema=organization.schema_name,
-        directory=Path(settings.TENANT_TEMPLATES_DIR),
-        applied_by=f"provisioning:{organization.slug}",
-    )
-    applied = getattr(result, "applied", None)
-    return f"templates applied: {len(applied) if applied is not None else result}"
+    # The engine reads settings.TENANT_TEMPLATES_DIR and applies each pending file in its own transaction.
+    result = schema_apply(schema=organization.schema_name, applied_by=f"provisioning:{organization.slug}", actor=SYSTEM)
+    names = ", ".join(applied.filename for applied in result.applied) or "none pending"
+    return f"templates applied: {names} ({result.already_applied} already applied)"
 
 
 def _crm_users(schema: str) -> sql.Composed:
@@ -365,8 +363,30 @@ def _schema_exists(schema: str) -> bool:
         return cursor.fetchone() is not None
 
 
+def _ledger_sql(schema: str) -> str:
+    """The schema's successful ledger rows as INSERTs, so a restored schema is not re-templated."""
+    from tenants.engine.models import TemplateApplication
+
+    columns = [
+        "schema_name", "version", "description", "filename", "checksum", "applied_by", "applied_at", "duration_ms",
+        "success", "sqlstate", "error", "failed_statement", "failed_line",
+    ]  # fmt: skip
+    rows = TemplateApplication.objects.using(settings.TENANT_DB_ALIAS).filter(schema_name=schema, success=True)
+    connection = tenant_connection()
+    connection.ensure_connection()
+    statements = []
+    for row in rows.order_by("version").values_list(*columns):
+        statement = sql.SQL("INSERT INTO public.{} ({}) VALUES ({}) ON CONFLICT DO NOTHING;").format(
+            sql.Identifier(TemplateApplication._meta.db_table),
+            sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+            sql.SQL(", ").join(sql.Literal(v) for v in row),
+        )
+        statements.append(statement.as_string(connection.connection))
+    return "\n".join([f"\n-- ghostcrm: template ledger of schema {schema}", *statements, ""])
+
+
 def schema_export(*, schema: str, destination: Path | None = None) -> Path:
-    """``pg_dump -n <schema>`` (plain SQL, owners and grants kept) to the backups folder; returns the file."""
+    """``pg_dump -n <schema>`` (plain SQL, owners and grants kept) plus its ledger rows; returns the file."""
     validate_schema_name(schema)
     if not _schema_exists(schema):
         raise NotFound(f"Schema {schema!r} does not exist in the tenant database.", code="schema_not_found")
@@ -389,8 +409,75 @@ def schema_export(*, schema: str, destination: Path | None = None) -> Path:
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
         raise TransientError(f"pg_dump of schema {schema!r} failed: {result.stderr.strip()[:2000]}")
+    with partial.open("a", encoding="utf-8") as handle:
+        handle.write(_ledger_sql(schema))
     partial.replace(target)  # an export file is either complete or absent
     return target
+
+
+CREATE_SCHEMA_RE = re.compile(r'^CREATE SCHEMA "?([a-z][a-z0-9_]{2,62})"?;$', re.MULTILINE)
+
+
+def schema_restore(*, path: Path, actor: Actor) -> str:
+    """Restore a schema exported by ``schema_export`` into the tenant database; returns the schema name.
+
+    Refused when the schema exists. The schema and its roles are created first (the engine's
+    ``schema_create``, with the organisation's stored password when there is one), then the dump runs in one
+    transaction; if it fails, what was created is dropped again.
+    """
+    from tenants import roles
+    from tenants.engine.services import schema_create, schema_drop
+
+    if not path.is_file():
+        raise NotFound(f"{path} is not a file.", code="file_not_found")
+    text = path.read_text(encoding="utf-8")
+    found = CREATE_SCHEMA_RE.findall(text)
+    if len(found) != 1:
+        raise ValidationError(f"{path} is not a one-schema export (found {len(found)} CREATE SCHEMA statements).")
+    schema = found[0]
+    try:
+        validate_schema_name(schema)
+    except DjangoValidationError as exc:
+        raise ValidationError(" ".join(exc.messages)) from None
+    if _schema_exists(schema):
+        raise Conflict(f"Schema {schema!r} already exists; drop or rename it before restoring.", code="schema_exists")
+    psql = shutil.which("psql")
+    if psql is None:
+        raise ApplicationError("psql is not installed on this machine; install the PostgreSQL client tools.")
+    organization = Organization.objects.filter(schema_name=schema).first()
+    password = organization.app_role_password if organization is not None else None
+    started = time.monotonic()
+    schema_create(schema=schema, app_password=password or None, actor=actor)
+    # The schema now exists with its owner: the dump's own CREATE SCHEMA would fail, so it is left out.
+    body = CREATE_SCHEMA_RE.sub("", text, count=1)
+    env, args = _pg_env_and_args()
+    dbname = str(tenant_connection().settings_dict["NAME"])
+    result = subprocess.run(  # noqa: S603 - fixed program, no shell
+        [psql, *args, "--no-password", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", dbname],
+        input=body,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        schema_drop(schema=schema, actor=actor)
+        raise ValidationError(f"Restoring {path.name} failed and was rolled back: {result.stderr.strip()[:2000]}")
+    if organization is None or organization.status != Status.ACTIVE:
+        roles.app_role_disable(schema=schema)  # only an active organisation's CRM may log in
+    if organization is not None and organization.status in {Status.ACTIVE, Status.SUSPENDED}:
+        _step_registry(organization)
+    audit_record(
+        action="tenant_sql.schema_restore",
+        actor=actor,
+        target_type="tenant_sql.schema",
+        target_id=schema,
+        target_repr=schema,
+        organization_id=organization.pk if organization is not None else None,
+        message=f"restored from {path}",
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+    return schema
 
 
 def organization_deprovision_run(*, organization_id: str, job_id: str = "") -> str:
@@ -432,7 +519,7 @@ def organization_purge(*, organization_id: str, actor: Actor = SYSTEM) -> Organi
                 f"Organisation {organization.slug!r} is {organization.status}; only deleted organisations are purged.",
                 code="invalid_transition",
             )
-        schema_drop(schema=organization.schema_name)
+        schema_drop(schema=organization.schema_name, actor=actor)
         alias = settings.TENANT_DB_ALIAS
         tenant_connection().set_schema_to_public()  # type: ignore[attr-defined]
         with transaction.atomic(using=alias):
@@ -519,3 +606,20 @@ def invitation_accepted_receiver(sender: Any, invitation: Any, password_hash: st
         message=f"password set for CRM admin {invitation.email}" if updated else f"no CRM user {invitation.email}",
         outcome=AuditEvent.Outcome.SUCCESS if updated else AuditEvent.Outcome.FAILURE,
     )
+
+
+def organization_export(*, organization_id: uuid.UUID | str, actor: Actor, destination: Path | None = None) -> Path:
+    """Export an organisation's schema now (backups, moves); audited."""
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is None:
+        raise NotFound(f"There is no organisation with id {organization_id}.", code="organization_not_found")
+    started = time.monotonic()
+    path = schema_export(schema=organization.schema_name, destination=destination)
+    audit_record(
+        action="organization.export",
+        actor=actor,
+        target=organization,
+        message=f"schema {organization.schema_name} exported to {path}",
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+    return path

@@ -1,0 +1,97 @@
+"""``Authorization: Bearer gcrm_…`` service-role keys for the REST API, scopes and a per-key rate limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+
+from ghostcrm.audit.models import AuditEvent
+from ghostcrm.audit.services import Actor
+from tenants.keys import Unauthenticated, service_key_authenticate, service_key_record_use
+from tenants.models import ServiceKey
+
+
+class ServiceKeyPrincipal:
+    """What ``request.user`` is for a request made with a service key (there is no user behind it)."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    pk = None
+
+    def __init__(self, key: ServiceKey) -> None:
+        self.key = key
+
+    def __str__(self) -> str:
+        return f"service key {self.key.name}"
+
+
+class ServiceKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[ServiceKeyPrincipal, ServiceKey] | None:
+        header = request.headers.get("Authorization", "")
+        if not header:
+            return None  # DRF answers 401 "not_authenticated"
+        scheme, _, token = header.partition(" ")
+        try:
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthenticated("Send the key as Authorization: Bearer gcrm_…", code="invalid_key")
+            key = service_key_authenticate(raw_key=token.strip())
+        except Unauthenticated as exc:
+            service_key_record_use(
+                key=None, request=request._request, outcome=AuditEvent.Outcome.DENIED, message=exc.message
+            )
+            raise exceptions.AuthenticationFailed(exc.message, code=exc.code) from None
+        # Services called by this request audit as the key.
+        request._request.audit_actor = Actor.api_key(key.pk, key.name)  # type: ignore[attr-defined]
+        service_key_record_use(key=key, request=request._request)
+        return ServiceKeyPrincipal(key), key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="ghostcrm"'
+
+
+class HasScope(BasePermission):
+    """The view names the scope each method needs in ``required_scopes``; the key must carry it."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        key = request.auth
+        if not isinstance(key, ServiceKey):
+            raise exceptions.NotAuthenticated("Send a service key: Authorization: Bearer gcrm_…")
+        required = view.required_scopes.get(request.method, "")
+        if not required or required not in key.scope_list:
+            raise exceptions.PermissionDenied(
+                f"This key lacks the scope {required or 'for this method'}.", code="insufficient_scope"
+            )
+        return True
+
+
+class ServiceKeyRateThrottle(SimpleRateThrottle):
+    """A request budget per key (``REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']['service_key']``), in Redis."""
+
+    scope = "service_key"
+
+    def get_rate(self) -> str | None:
+        # Read at request time so a changed setting applies without a restart of this class.
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        return str(rate) if rate else None
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        key = request.auth
+        if not isinstance(key, ServiceKey):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": key.pk}
+
+
+class ServiceKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+    target_class = "tenants.api.authentication.ServiceKeyAuthentication"
+    name = "ServiceKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "gcrm_<prefix>_<secret>"}

@@ -1,0 +1,193 @@
+"""The provisioning REST API. Views validate input and call one service each; errors are JSON with a code."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status as http
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ghostcrm.audit.services import Actor
+from ghostcrm.core.errors import ValidationError
+from tenants import selectors, services
+from tenants.api.authentication import HasScope, ServiceKeyAuthentication, ServiceKeyRateThrottle
+from tenants.api.serializers import (
+    ERROR_SCHEMA,
+    LifecycleActionSerializer,
+    OperationSerializer,
+    OrganizationDetailSerializer,
+    OrganizationRequestSerializer,
+    OrganizationSerializer,
+)
+from tenants.models import Organization, ServiceKey
+
+READ = ServiceKey.Scope.ORGANIZATIONS_READ
+WRITE = ServiceKey.Scope.ORGANIZATIONS_WRITE
+LIFECYCLE = ServiceKey.Scope.ORGANIZATIONS_LIFECYCLE
+IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
+# The service names fields after the model; the API after its request body.
+API_FIELD_NAMES = {"name": "client_name", "plan": "plan", "admin_email": "admin_email"}
+ERRORS = {
+    400: OpenApiResponse(ERROR_SCHEMA, description="Invalid fields"),
+    401: OpenApiResponse(ERROR_SCHEMA, description="Missing, malformed, expired or revoked key"),
+    403: OpenApiResponse(ERROR_SCHEMA, description="The key lacks the scope"),
+    404: OpenApiResponse(ERROR_SCHEMA, description="No such organisation or operation"),
+    409: OpenApiResponse(ERROR_SCHEMA, description="The lifecycle forbids this action now"),
+    429: OpenApiResponse(ERROR_SCHEMA, description="Rate limit reached; see Retry-After"),
+}
+
+
+class OrganizationPagination(LimitOffsetPagination):
+    default_limit = 100
+    max_limit = 1000
+
+
+class ServiceKeyAPIView(APIView):
+    authentication_classes = [ServiceKeyAuthentication]
+    permission_classes = [HasScope]
+    throttle_classes = [ServiceKeyRateThrottle]
+    required_scopes: dict[str, str] = {}
+
+    def actor(self, request: Request) -> Actor:
+        key: ServiceKey = request.auth  # type: ignore[assignment]
+        return Actor.api_key(key.pk, key.name)
+
+
+def _api_fields(exc: ValidationError) -> ValidationError:
+    fields = exc.extra.get("fields")
+    if isinstance(fields, dict):
+        exc.extra["fields"] = {API_FIELD_NAMES.get(name, name): messages for name, messages in fields.items()}
+    return exc
+
+
+class OrganizationListCreateView(ServiceKeyAPIView):
+    required_scopes = {"GET": READ, "POST": WRITE}
+
+    @extend_schema(
+        summary="List organisations",
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR, enum=Organization.Status.values),
+            OpenApiParameter("limit", OpenApiTypes.INT),
+            OpenApiParameter("offset", OpenApiTypes.INT),
+        ],
+        responses={200: OrganizationSerializer(many=True), **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        queryset = selectors.organization_list(status=request.query_params.get("status") or None)
+        paginator = OrganizationPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        data = OrganizationSerializer(page, many=True, context={"request": request}).data
+        return paginator.get_paginated_response(data)
+
+    @extend_schema(
+        summary="Request a new client organisation (provisioning starts)",
+        request=OrganizationRequestSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="Same key and body: the first result again. Same key, other body: 422.",
+            )
+        ],
+        responses={
+            202: OrganizationSerializer,
+            422: OpenApiResponse(ERROR_SCHEMA, description="Idempotency-Key reused"),
+            **ERRORS,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        serializer = OrganizationRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        header = request.headers.get("Idempotency-Key", "")
+        if header and not IDEMPOTENCY_KEY_RE.match(header):
+            raise ValidationError(
+                "The Idempotency-Key header must be 1 to 200 printable characters without spaces.",
+                extra={"fields": {"Idempotency-Key": ["Use 1 to 200 printable characters without spaces."]}},
+            )
+        key: ServiceKey = request.auth  # type: ignore[assignment]
+        try:
+            organization = services.organization_request(
+                name=serializer.validated_data["client_name"],
+                admin_email=serializer.validated_data["admin_email"],
+                plan_code=serializer.validated_data["plan"],
+                actor=self.actor(request),
+                # Keys are scoped per service key: two callers never see each other's requests.
+                idempotency_key=f"key{key.pk}:{header}" if header else None,
+                request=request._request,
+            )
+        except ValidationError as exc:
+            raise _api_fields(exc) from None
+        data = OrganizationSerializer(organization, context={"request": request}).data
+        return Response(data, status=http.HTTP_202_ACCEPTED, headers={"Location": data["status_url"]})
+
+
+class OrganizationDetailView(ServiceKeyAPIView):
+    required_scopes = {"GET": READ}
+
+    @extend_schema(
+        summary="One organisation, with its operations", responses={200: OrganizationDetailSerializer, **ERRORS}
+    )
+    def get(self, request: Request, organization_id: str) -> Response:
+        organization = selectors.organization_get(organization_id=organization_id)
+        return Response(OrganizationDetailSerializer(organization, context={"request": request}).data)
+
+
+class OrganizationActionView(ServiceKeyAPIView):
+    required_scopes = {"POST": LIFECYCLE}
+    action_name = ""
+    accepted_status = http.HTTP_200_OK
+
+    def post(self, request: Request, organization_id: str) -> Response:
+        serializer = LifecycleActionSerializer(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        reason = serializer.validated_data["reason"] or f"{self.action_name} requested through the API"
+        actor = self.actor(request)
+        http_request = request._request
+        service: Any = {
+            "retry": services.organization_retry,
+            "suspend": services.organization_suspend,
+            "resume": services.organization_resume,
+            "deprovision": services.organization_deprovision,
+        }[self.action_name]
+        organization = service(organization_id=organization_id, actor=actor, reason=reason, request=http_request)
+        organization.refresh_from_db()
+        return Response(
+            OrganizationSerializer(organization, context={"request": request}).data, status=self.accepted_status
+        )
+
+
+def _action_view(name: str, status_code: int, summary: str) -> Any:
+    view: Any = type(
+        f"Organization{name.title()}View",
+        (OrganizationActionView,),
+        {"action_name": name, "accepted_status": status_code},
+    )
+    view.post = extend_schema(
+        summary=summary, request=LifecycleActionSerializer, responses={status_code: OrganizationSerializer, **ERRORS}
+    )(view.post)
+    return view.as_view()
+
+
+organization_retry_view = _action_view(
+    "retry", http.HTTP_202_ACCEPTED, "Provision a failed or stuck organisation again"
+)
+organization_suspend_view = _action_view("suspend", http.HTTP_200_OK, "Suspend: the tenant's database login is revoked")
+organization_resume_view = _action_view("resume", http.HTTP_200_OK, "Resume a suspended organisation")
+organization_deprovision_view = _action_view(
+    "deprovision", http.HTTP_202_ACCEPTED, "Export, then delete (the schema is purged after the retention period)"
+)
+
+
+class OperationDetailView(ServiceKeyAPIView):
+    required_scopes = {"GET": READ}
+
+    @extend_schema(summary="One operation (a lifecycle step as it ran)", responses={200: OperationSerializer, **ERRORS})
+    def get(self, request: Request, operation_id: str) -> Response:
+        return Response(OperationSerializer(selectors.operation_get(operation_id=operation_id)).data)

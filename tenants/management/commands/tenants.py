@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import CommandParser
+
+from ghostcrm.core.commands import ServiceCommand
+from tenants import provisioning, selectors, services
+from tenants.api.serializers import OperationSerializer, OrganizationSerializer
+from tenants.management.commands._cli import cli_actor
+from tenants.models import Organization
+
+LIFECYCLE = {
+    "retry": services.organization_retry,
+    "suspend": services.organization_suspend,
+    "resume": services.organization_resume,
+    "deprovision": services.organization_deprovision,
+}
+
+
+def _time_to_active(organization: Organization) -> str:
+    if organization.activated_at is None:
+        return "-"
+    return f"{(organization.activated_at - organization.created_at).total_seconds():.1f}s"
+
+
+class Command(ServiceCommand):
+    help = (
+        "List, inspect and steer client organisations: "
+        "list | show | retry | suspend | resume | deprovision | export | restore | reconcile."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        listing = sub.add_parser("list", help="Organisations, newest first.")
+        listing.add_argument("--status", choices=Organization.Status.values)
+        listing.add_argument("--json", action="store_true")
+        show = sub.add_parser("show", help="One organisation with its operations.")
+        show.add_argument("slug")
+        show.add_argument("--json", action="store_true")
+        for name in LIFECYCLE:
+            action = sub.add_parser(name, help=f"{name.capitalize()} an organisation.")
+            action.add_argument("slug")
+            action.add_argument("--reason", default="")
+        export = sub.add_parser("export", help="pg_dump the organisation's schema (to TENANT_BACKUPS_DIR).")
+        export.add_argument("slug")
+        export.add_argument("--output", type=Path, help="File to write instead of the backups folder.")
+        restore = sub.add_parser("restore", help="Restore a schema from an export file (the schema must not exist).")
+        restore.add_argument("file", type=Path)
+        reconcile = sub.add_parser("reconcile", help="Run the reconciler once (re-enqueue stuck, purge expired).")
+        reconcile.add_argument("--json", action="store_true")
+
+    def run(self, *args: Any, **options: Any) -> None:
+        action = options["action"]
+        actor = cli_actor(f"tenants {action}")
+        if action == "list":
+            self._list(status=options["status"], as_json=options["json"])
+        elif action == "show":
+            self._show(slug=options["slug"], as_json=options["json"])
+        elif action in LIFECYCLE:
+            organization = selectors.organization_by_slug(slug=options["slug"])
+            reason = options["reason"] or f"{action} from the command line"
+            organization = LIFECYCLE[action](organization_id=organization.pk, actor=actor, reason=reason)
+            organization.refresh_from_db()
+            self.stdout.write(f"{organization.name} ({organization.slug}) is {organization.status}.")
+        elif action == "export":
+            organization = selectors.organization_by_slug(slug=options["slug"])
+            path = provisioning.organization_export(
+                organization_id=organization.pk, actor=actor, destination=options["output"]
+            )
+            self.stdout.write(f"Schema {organization.schema_name} exported to {path} ({path.stat().st_size} bytes).")
+        elif action == "restore":
+            schema = provisioning.schema_restore(path=options["file"], actor=actor)
+            self.stdout.write(f"Schema {schema} restored from {options['file']}.")
+        elif action == "reconcile":
+            result = provisioning.organizations_reconcile()
+            if options["json"]:
+                self.write_json(result)
+            else:
+                self.stdout.write(", ".join(f"{key}: {value}" for key, value in result.items()))
+
+    def _list(self, *, status: str | None, as_json: bool) -> None:
+        organizations = list(selectors.organization_list(status=status))
+        if as_json:
+            self.write_json([dict(OrganizationSerializer(org).data) for org in organizations])
+            return
+        if not organizations:
+            self.stdout.write("No organisations" + (f" with status {status}." if status else "."))
+            return
+        header = f"{'slug':<32} {'status':<15} {'plan':<12} {'created (UTC)':<17} {'to active':>9}  last error"
+        self.stdout.write(header)
+        for org in organizations:
+            self.stdout.write(
+                f"{org.slug:<32} {org.status:<15} {org.plan_code or '-':<12} {org.created_at:%Y-%m-%d %H:%M} "
+                f"{_time_to_active(org):>9}  {org.last_error[:60]}"
+            )
+        self.stdout.write(f"{len(organizations)} organisation(s).")
+
+    def _show(self, *, slug: str, as_json: bool) -> None:
+        organization = selectors.organization_by_slug(slug=slug)
+        operations = list(selectors.organization_operations(organization=organization))
+        if as_json:
+            data = dict(OrganizationSerializer(organization).data)
+            data["operations"] = [dict(OperationSerializer(op).data) for op in operations]
+            self.write_json(data)
+            return
+        for label, value in (
+            ("name", organization.name),
+            ("id", organization.pk),
+            ("slug", organization.slug),
+            ("schema", organization.schema_name),
+            ("admin e-mail", organization.admin_email),
+            ("plan", organization.plan_code or "-"),
+            ("status", organization.status),
+            ("last error", organization.last_error or "-"),
+            ("created", organization.created_at),
+            ("time to active", _time_to_active(organization)),
+            ("export", organization.export_path or "-"),
+            ("purge after", organization.purge_after or "-"),
+        ):
+            self.stdout.write(f"{label:>15}: {value}")
+        self.stdout.write("operations:")
+        for op in operations:
+            duration = "-" if op.duration_ms is None else f"{op.duration_ms} ms"
+            self.stdout.write(
+                f"  {op.started_at:%Y-%m-%d %H:%M:%S} {op.step:<12} #{op.attempt} {op.outcome:<8} {duration:>9}  "
+                f"{op.error or op.message}".rstrip()
+            )

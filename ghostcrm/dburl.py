@@ -16,8 +16,29 @@ EXAMPLES = (
     "postgres://user:password@host:5432/dbname or sqlite:///path/to/file.sqlite3"
 )
 
-# Query parameters of an mssql:// URL that map onto mssql-django's OPTIONS.
-MSSQL_OPTION_KEYS = {"driver", "extra_params", "dsn", "host_is_server", "unicode_results", "connection_timeout"}
+# Query parameters of an mssql:// URL (case-insensitive) that map onto mssql-django's OPTIONS.
+MSSQL_OPTION_KEYS = {
+    "driver",
+    "extra_params",
+    "dsn",
+    "host_is_server",
+    "unicode_results",
+    "connection_timeout",
+    "encrypt",
+    "trustservercertificate",
+    "tds_version",
+}
+MSSQL_DEFAULT_DRIVER = "ODBC Driver 18 for SQL Server"
+FREETDS_DEFAULT_TDS_VERSION = "7.4"
+# Encrypt= values of the Microsoft ODBC drivers (17 and 18); FreeTDS spells its setting Encryption=.
+MS_ENCRYPT_VALUES = {"yes", "no", "true", "false", "mandatory", "optional", "strict"}
+FREETDS_ENCRYPTION = {"yes": "require", "true": "require", "no": "off", "false": "off", "require": "require",
+                      "request": "request", "off": "off"}  # fmt: skip
+TDS_VERSIONS = {"7.0", "7.1", "7.2", "7.3", "7.4", "8.0", "auto"}
+
+
+def is_freetds(driver: str) -> bool:
+    return "freetds" in driver.lower() or driver.lower().endswith("libtdsodbc.so")
 
 
 def redact(url: str) -> str:
@@ -78,19 +99,63 @@ def parse_database_url(url: str, *, variable: str, postgres_engine: str) -> dict
 
 
 def mssql_options(query: dict[str, str], *, variable: str) -> dict[str, Any]:
-    """mssql-django OPTIONS from the URL's query string (driver, Encrypt, TrustServerCertificate...)."""
-    unknown = set(query) - MSSQL_OPTION_KEYS - {"encrypt", "trustservercertificate"}
+    """mssql-django OPTIONS from the URL's query string.
+
+    Microsoft drivers: ``driver=ODBC Driver 18 for SQL Server`` (default) or 17, with ``Encrypt`` and
+    ``TrustServerCertificate`` passed through ``extra_params``. FreeTDS: ``driver=FreeTDS`` with
+    ``TDS_Version`` (default 7.4) and ``Encrypt`` written as FreeTDS's ``Encryption``; the host and port
+    are given to the driver directly (``host_is_server``) unless ``dsn`` names a freetds.conf entry.
+    """
+    unknown = set(query) - MSSQL_OPTION_KEYS
     if unknown:
         raise ImproperlyConfigured(
             f"{variable} has unknown parameters {sorted(unknown)}; allowed are "
-            f"{sorted(MSSQL_OPTION_KEYS | {'Encrypt', 'TrustServerCertificate'})}."
+            "driver, Encrypt, TrustServerCertificate, TDS_Version, extra_params, dsn, host_is_server, "
+            "unicode_results and connection_timeout."
         )
-    options: dict[str, Any] = {"driver": query.get("driver", "ODBC Driver 18 for SQL Server")}
+    driver = query.get("driver", MSSQL_DEFAULT_DRIVER).strip()
+    if not driver:
+        raise ImproperlyConfigured(f"{variable} has an empty driver=; use e.g. driver=ODBC+Driver+18+for+SQL+Server.")
+    freetds = is_freetds(driver)
+    options: dict[str, Any] = {"driver": driver}
     extra = [query["extra_params"]] if query.get("extra_params") else []
-    if "encrypt" in query:
-        extra.append(f"Encrypt={query['encrypt']}")
-    if "trustservercertificate" in query:
-        extra.append(f"TrustServerCertificate={query['trustservercertificate']}")
+    encrypt = query.get("encrypt", "").strip().lower()
+    if freetds:
+        if "trustservercertificate" in query:
+            raise ImproperlyConfigured(
+                f"{variable}: TrustServerCertificate is a setting of Microsoft's ODBC drivers, not FreeTDS; "
+                "remove it (FreeTDS checks certificates only when freetds.conf names a CA file)."
+            )
+        tds_version = query.get("tds_version", FREETDS_DEFAULT_TDS_VERSION).strip().lower()
+        if tds_version not in TDS_VERSIONS:
+            raise ImproperlyConfigured(
+                f"{variable} has TDS_Version={tds_version!r}; use one of {', '.join(sorted(TDS_VERSIONS))} "
+                "(7.4 for SQL Server 2012 and later)."
+            )
+        extra.append(f"TDS_Version={tds_version}")
+        if encrypt:
+            if encrypt not in FREETDS_ENCRYPTION:
+                raise ImproperlyConfigured(
+                    f"{variable} has Encrypt={encrypt!r}; with FreeTDS use yes, no, require, request or off."
+                )
+            extra.append(f"Encryption={FREETDS_ENCRYPTION[encrypt]}")
+        options["host_is_server"] = True
+    else:
+        if "tds_version" in query:
+            raise ImproperlyConfigured(
+                f"{variable}: TDS_Version is a FreeTDS setting; use it with driver=FreeTDS or remove it."
+            )
+        if encrypt:
+            if encrypt not in MS_ENCRYPT_VALUES:
+                raise ImproperlyConfigured(
+                    f"{variable} has Encrypt={encrypt!r}; use one of {', '.join(sorted(MS_ENCRYPT_VALUES))}."
+                )
+            extra.append(f"Encrypt={query['encrypt'].strip()}")
+        if "trustservercertificate" in query:
+            trust = query["trustservercertificate"].strip().lower()
+            if trust not in {"yes", "no", "true", "false"}:
+                raise ImproperlyConfigured(f"{variable} has TrustServerCertificate={trust!r}; use yes or no.")
+            extra.append(f"TrustServerCertificate={query['trustservercertificate'].strip()}")
     if extra:
         options["extra_params"] = ";".join(extra)
     for key in ("dsn", "host_is_server", "unicode_results", "connection_timeout"):
@@ -99,6 +164,13 @@ def mssql_options(query: dict[str, str], *, variable: str) -> dict[str, Any]:
             if key in {"host_is_server", "unicode_results"}:
                 value = value.lower() in {"1", "true", "yes"}
             elif key == "connection_timeout":
-                value = int(value)
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise ImproperlyConfigured(
+                        f"{variable} has connection_timeout={value!r}; use a number of seconds."
+                    ) from None
             options[key] = value
+    if freetds and "dsn" in options and "host_is_server" not in query:
+        options["host_is_server"] = False  # the DSN's freetds.conf entry says where the server is
     return options

@@ -4,12 +4,13 @@ import uuid
 from typing import Any
 
 import pytest
+from django.utils.text import slugify
 
 from tenants.models import Organization
 
 
 def make_organization(name: str = "Acme Ltd") -> Organization:
-    slug = f"acme-{uuid.uuid4().hex[:8]}"
+    slug = f"{slugify(name)[:40]}-{uuid.uuid4().hex[:8]}"
     organization = Organization(name=name, slug=slug, admin_email=f"admin@{slug}.example")
     organization.full_clean()
     organization.save()

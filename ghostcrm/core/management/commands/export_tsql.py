@@ -44,10 +44,10 @@ class Command(ServiceCommand):
         if options["check"]:
             problems = export.differences(files, output)
             if problems:
+                shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
                 self.stderr.write(
-                    f"The T-SQL scripts in {output} are out of date ({len(problems)} files): "
-                    + "; ".join(problems)
-                    + ". Run: python manage.py export_tsql"
+                    f"The T-SQL scripts in {output} are out of date ({len(problems)} files: {shown}). "
+                    "Run: python manage.py export_tsql"
                 )
                 sys.exit(1)
             self.stdout.write(self.style.SUCCESS(f"{len(files)} T-SQL scripts in {output} are up to date."))

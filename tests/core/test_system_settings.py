@@ -1,0 +1,159 @@
+"""Typed system settings: parsing, the admin's form errors, the service, and the audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.test import Client
+from django.urls import reverse
+
+from ghostcrm.audit.models import AuditEvent
+from ghostcrm.audit.services import Actor
+from ghostcrm.core.errors import NotFound, ValidationError
+from ghostcrm.core.models import SystemSetting
+from ghostcrm.core.services import system_setting_reset, system_setting_set
+from ghostcrm.core.system_settings import REGISTRY, SettingSpec, register, setting_value
+
+ADD_URL = reverse("admin:core_systemsetting_add")
+SPECS = (
+    SettingSpec("tests.batch_size", int, 50, "Rows per batch.", min_value=1, max_value=500),
+    SettingSpec("tests.enabled", bool, False, "Switch."),
+    SettingSpec("tests.rate", Decimal, Decimal("0.20"), "A rate.", min_value=Decimal("0"), max_value=Decimal("1")),
+    SettingSpec("tests.mode", str, "fast", "Mode.", choices=("fast", "safe")),
+    SettingSpec("tests.names", list, [], "Names."),
+)
+
+
+@pytest.fixture(autouse=True)
+def declared() -> Iterator[None]:
+    register(*SPECS)
+    yield
+    for spec in SPECS:
+        REGISTRY.pop(spec.key, None)
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "value"),
+    [
+        ("tests.batch_size", " 42 ", 42),
+        ("tests.enabled", "Yes", True),
+        ("tests.enabled", "off", False),
+        ("tests.rate", "0.5", Decimal("0.5")),
+        ("tests.mode", "safe", "safe"),
+        ("tests.names", '["a", "b"]', ["a", "b"]),
+    ],
+)
+def test_values_parse_to_their_type(key: str, raw: str, value: object) -> None:
+    assert REGISTRY[key].parse(raw) == value
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "message"),
+    [
+        ("tests.batch_size", "many", "tests.batch_size expects a whole number; 'many' is not one."),
+        ("tests.batch_size", "0", "tests.batch_size must be at least 1."),
+        ("tests.batch_size", "501", "tests.batch_size must be at most 500."),
+        ("tests.enabled", "maybe", "expects true or false"),
+        ("tests.rate", "NaN", "expects a decimal number"),
+        ("tests.rate", "1.5", "must be at most 1"),
+        ("tests.mode", "slow", "tests.mode must be one of fast, safe."),
+        ("tests.names", '{"a": 1}', "expects a JSON list"),
+        ("integrations.enabled_providers", '["slack", "fax"]', "unknown providers fax"),
+    ],
+)
+def test_bad_values_are_refused_with_a_sentence(key: str, raw: str, message: str) -> None:
+    with pytest.raises(DjangoValidationError) as caught:
+        REGISTRY[key].parse(raw)
+    assert message in " ".join(caught.value.messages)
+
+
+@pytest.mark.django_db
+def test_setting_value_falls_back_to_the_default() -> None:
+    assert setting_value("tests.batch_size") == 50
+    system_setting_set(key="tests.batch_size", value=120, actor=Actor.system("tests"))
+    assert setting_value("tests.batch_size") == 120
+    system_setting_reset(key="tests.batch_size", actor=Actor.system("tests"))
+    assert setting_value("tests.batch_size") == 50
+    actions = list(AuditEvent.objects.order_by("sequence").values_list("action", flat=True))
+    assert actions == ["system_setting.set", "system_setting.reset"]
+    with pytest.raises(NotFound):
+        system_setting_reset(key="tests.batch_size", actor=Actor.system("tests"))
+
+
+@pytest.mark.django_db
+def test_service_refuses_bad_values_and_unknown_keys_writing_nothing() -> None:
+    with pytest.raises(ValidationError, match="must be at most 500") as caught:
+        system_setting_set(key="tests.batch_size", value="900", actor=Actor.system("tests"))
+    assert caught.value.extra["fields"] == {"value": ["tests.batch_size must be at most 500."]}
+    with pytest.raises(ValidationError, match="'nope' is not a known system setting"):
+        system_setting_set(key="nope", value="1", actor=Actor.system("tests"))
+    assert not SystemSetting.objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_service_records_before_and_after(super_admin: object) -> None:
+    system_setting_set(key="tests.mode", value="safe", actor=Actor.for_user(super_admin))
+    system_setting_set(key="tests.mode", value="fast", actor=Actor.for_user(super_admin))
+    first, second = AuditEvent.objects.filter(action="system_setting.set").order_by("sequence")
+    assert first.before is None and first.after["value"] == "safe"
+    assert second.before["value"] == "safe" and second.after["value"] == "fast"
+    assert second.actor_label == "root@ghostcrm.test"
+    assert SystemSetting.objects.get(key="tests.mode").updated_by == super_admin
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("tests.batch_size", "lots", "tests.batch_size expects a whole number"),
+        ("tests.batch_size", "0", "tests.batch_size must be at least 1."),
+        ("tests.mode", "slow", "tests.mode must be one of fast, safe."),
+        ("tests.unknown", "1", "Select a valid choice."),
+    ],
+)
+def test_admin_add_shows_form_errors(admin_session: Client, key: str, value: str, message: str) -> None:
+    response = admin_session.post(ADD_URL, {"key": key, "value": value, "_save": "Save"})
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not SystemSetting.objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_admin_add_and_change_store_normalised_values_and_are_audited(admin_session: Client) -> None:
+    response = admin_session.post(ADD_URL, {"key": "tests.enabled", "value": " YES ", "_save": "Save"})
+    assert response.status_code == 302
+    setting = SystemSetting.objects.get(key="tests.enabled")
+    assert setting.value == "true" and setting_value("tests.enabled") is True
+    assert setting.updated_by is not None and setting.updated_by.email == "root@ghostcrm.test"
+    added = AuditEvent.objects.get(action="admin.add")
+    assert added.after["value"] == "true" and added.before is None
+
+    change = reverse("admin:core_systemsetting_change", args=[setting.pk])
+    assert "Switch. Expects true or false; default false." in admin_session.get(change).content.decode()
+    bad = admin_session.post(change, {"value": "perhaps", "_save": "Save"})
+    assert bad.status_code == 200 and "expects true or false" in bad.content.decode()
+    assert admin_session.post(change, {"value": "off", "_save": "Save"}).status_code == 302
+    changed = AuditEvent.objects.get(action="admin.change")
+    assert changed.before["value"] == "true" and changed.after["value"] == "false"
+
+    delete = reverse("admin:core_systemsetting_delete", args=[setting.pk])
+    assert admin_session.post(delete, {"post": "yes"}).status_code == 302
+    deleted = AuditEvent.objects.get(action="admin.delete")
+    assert deleted.before["value"] == "false"
+    assert setting_value("tests.enabled") is False
+
+
+@pytest.mark.django_db
+def test_admin_change_of_an_undeclared_key_is_a_form_error_not_a_crash(admin_session: Client) -> None:
+    stale = SystemSetting.objects.create(key="retired.setting", value="1")
+    change = reverse("admin:core_systemsetting_change", args=[stale.pk])
+    response = admin_session.post(change, {"value": "2", "_save": "Save"})
+    assert response.status_code == 200
+    assert "&#x27;retired.setting&#x27; is not a known system setting." in response.content.decode()
+    stale.refresh_from_db()
+    assert stale.value == "1"

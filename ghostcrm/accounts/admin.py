@@ -1,14 +1,66 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
+
+from axes.admin import AccessAttemptAdmin, AccessFailureLogAdmin, AccessLogAdmin
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+from django import forms
+from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.contrib.auth.forms import UserCreationForm as DjangoUserCreationForm
 from django.contrib.auth.models import Group
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from ghostcrm.accounts.models import User
-from ghostcrm.core.admin_base import AuditedModelAdmin
+from ghostcrm.accounts import selectors, services
+from ghostcrm.accounts.models import Invitation, InvitationRole, User, UserSession
+from ghostcrm.audit.services import Actor, audit_record
+from ghostcrm.core.admin_base import AuditedModelAdmin, ReadOnlyAdminMixin
+from ghostcrm.core.errors import ApplicationError
+
+
+def _super_admin_only(request: HttpRequest) -> bool:
+    return bool(request.user.is_active and request.user.is_superuser)
+
+
+class UserSessionInline(admin.TabularInline):
+    model = UserSession
+    fields = ("ip_address", "user_agent", "created_at", "last_seen_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "active sessions (end them with the action on the user list or in Sessions)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[UserSession]:
+        return super().get_queryset(request).filter(ended_at__isnull=True)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _super_admin_only(request)
+
+
+def _require_recent_auth(modeladmin: admin.ModelAdmin, request: HttpRequest) -> bool:
+    if services.reauth_is_recent(request=request):
+        return True
+    url = reverse("accounts:reauth") + "?next=" + request.get_full_path()
+    modeladmin.message_user(
+        request,
+        format_html('Confirm your password first (<a href="{}">confirm</a>), then run the action again.', url),
+        messages.WARNING,
+    )
+    return False
 
 
 class UserCreationForm(DjangoUserCreationForm):
@@ -27,7 +79,9 @@ class UserChangeForm(DjangoUserChangeForm):
 class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
-    list_display = ("email", "first_name", "last_name", "role", "is_active", "last_login", "date_joined")
+    list_display = ("email", "first_name", "last_name", "role", "is_active", "mfa", "last_login", "date_joined")
+    inlines = (UserSessionInline,)
+    actions = ("end_all_sessions", "reset_mfa", "unlock")
     list_filter = ("role", "is_active")
     search_fields = ("email", "first_name", "last_name")
     ordering = ("email",)
@@ -46,10 +100,272 @@ class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
     )
     filter_horizontal = ()
 
+    @admin.display(description="MFA", boolean=True)
+    def mfa(self, obj: User) -> bool:
+        return selectors.user_has_mfa(user=obj)
+
+    @admin.action(description="End all sessions of the selected users")
+    def end_all_sessions(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        if not _super_admin_only(request):
+            self.message_user(request, "Only super admins end sessions.", messages.ERROR)
+            return
+        total = sum(
+            services.user_sessions_revoke(user=user, actor=Actor.for_user(request.user), request=request)
+            for user in queryset
+        )
+        self.message_user(request, f"Ended {total} session(s).", messages.SUCCESS)
+
+    @admin.action(description="Reset MFA (remove authenticator and backup codes; re-enrol at next sign-in)")
+    def reset_mfa(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        if not _super_admin_only(request):
+            self.message_user(request, "Only super admins reset MFA.", messages.ERROR)
+            return
+        if not _require_recent_auth(self, request):
+            return
+        for user in queryset:
+            services.mfa_reset(
+                user=user, actor=Actor.for_user(request.user), request=request, reason="Reset by an admin."
+            )
+        self.message_user(request, f"MFA reset for {queryset.count()} user(s); their sessions ended.", messages.SUCCESS)
+
+    @admin.action(description="Unlock (clear failed sign-in attempts)")
+    def unlock(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        if not _super_admin_only(request):
+            self.message_user(request, "Only super admins unlock accounts.", messages.ERROR)
+            return
+        cleared = sum(
+            services.user_unlock(email=user.email, actor=Actor.for_user(request.user), request=request)
+            for user in queryset
+        )
+        self.message_user(request, f"Unlocked; {cleared} failed-attempt record(s) cleared.", messages.SUCCESS)
+
 
 admin.site.unregister(Group)
 
 
 @admin.register(Group)
 class GroupAdmin(AuditedModelAdmin, DjangoGroupAdmin):
+    pass
+
+
+@admin.register(UserSession)
+class UserSessionAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
+    list_display = ("user", "ip_address", "short_user_agent", "created_at", "last_seen_at", "ended_at", "end_reason")
+    list_filter = ("end_reason", ("ended_at", admin.EmptyFieldListFilter), "created_at")
+    search_fields = ("user__email", "=ip_address", "user_agent")
+    exclude = ("session_key_hash",)
+    actions = ("end_sessions",)
+
+    @admin.display(description="user agent")
+    def short_user_agent(self, obj: UserSession) -> str:
+        return obj.user_agent[:80]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _super_admin_only(request)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return _super_admin_only(request)
+
+    def has_end_permission(self, request: HttpRequest) -> bool:
+        return _super_admin_only(request)
+
+    @admin.action(description="End the selected sessions", permissions=["end"])
+    def end_sessions(self, request: HttpRequest, queryset: QuerySet[UserSession]) -> None:
+        ended = 0
+        for session in queryset.select_related("user").filter(ended_at__isnull=True):
+            ended += services.user_session_end(
+                session=session,
+                reason=UserSession.EndReason.REVOKED,
+                actor=Actor.for_user(request.user),
+                request=request,
+            )
+        self.message_user(request, f"Ended {ended} session(s).", messages.SUCCESS)
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(label="E-mail address")
+    role = forms.ChoiceField(choices=InvitationRole.choices)
+    organization: forms.ModelChoiceField = forms.ModelChoiceField(
+        queryset=None, required=False, help_text="Only for a tenant CRM admin: the organisation it administers."
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from tenants.models import Organization
+
+        self.fields["organization"].queryset = Organization.objects.order_by("name")  # type: ignore[attr-defined]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(AuditedModelAdmin):
+    list_display = ("email", "role", "organization_id", "state", "inviter", "created_at", "expires_at", "send_count")
+    list_filter = ("state", "role", "created_at")
+    search_fields = ("email", "=organization_id")
+    actions = ("resend", "revoke")
+    readonly_fields = (
+        "email", "role", "organization_id", "inviter", "state", "expires_at", "created_at", "sent_at", "send_count",
+        "accepted_at", "accepted_user", "revoked_at", "expired_at",
+    )  # fmt: skip
+    exclude = ("token_hash", "context")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # state changes go through the actions (resend, revoke), never through field edits
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if not self.has_add_permission(request):
+            return HttpResponseRedirect(reverse("admin:accounts_invitation_changelist"))
+        form = InvitationForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            organization = form.cleaned_data["organization"]
+            try:
+                invitation = services.invitation_create(
+                    email=form.cleaned_data["email"],
+                    role=form.cleaned_data["role"],
+                    inviter=request.user,  # type: ignore[arg-type]
+                    organization_id=organization.pk if organization else None,
+                    actor=Actor.for_user(request.user),
+                )
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(request, f"Invitation sent to {invitation.email}.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:accounts_invitation_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Invite someone",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "accounts/admin/invite.html", context)
+
+    @admin.action(description="Resend (new link; the old one stops working)")
+    def resend(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
+        self._each(
+            request,
+            queryset,
+            "resent",
+            lambda inv: services.invitation_resend(
+                invitation_id=inv.pk,
+                inviter=request.user,  # type: ignore[arg-type]
+                actor=Actor.for_user(request.user),
+            ),
+        )
+
+    @admin.action(description="Revoke")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
+        self._each(
+            request,
+            queryset,
+            "revoked",
+            lambda inv: services.invitation_revoke(invitation_id=inv.pk, actor=Actor.for_user(request.user)),
+        )
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Invitation], verb: str, call: Any) -> None:
+        done, errors = 0, []
+        for invitation in queryset:
+            try:
+                call(invitation)
+                done += 1
+            except ApplicationError as exc:
+                errors.append(exc.message)
+        if done:
+            self.message_user(request, f"{done} invitation(s) {verb}.", messages.SUCCESS)
+        for error in errors:
+            self.message_user(request, error, messages.ERROR)
+
+
+# --- Third-party admins, re-registered audited ------------------------------------------------------------
+
+for _model in (AccessAttempt, AccessLog, AccessFailureLog, TOTPDevice, StaticDevice):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+
+
+@admin.register(AccessAttempt)
+class AuditedAccessAttemptAdmin(AuditedModelAdmin, AccessAttemptAdmin):
+    """Failed sign-ins per (username, address). Deleting one, or the unlock action, lifts the lock."""
+
+    actions = ("unlock_selected",)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _super_admin_only(request)
+
+    @admin.action(description="Unlock (clear these failed attempts)")
+    def unlock_selected(self, request: HttpRequest, queryset: QuerySet[AccessAttempt]) -> None:
+        if not _super_admin_only(request):
+            self.message_user(request, "Only super admins unlock accounts.", messages.ERROR)
+            return
+        pairs = {(a.username or "", a.ip_address) for a in queryset}
+        cleared = sum(
+            services.user_unlock(email=u, ip_address=ip, actor=Actor.for_user(request.user), request=request)
+            for u, ip in pairs
+            if u
+        )
+        self.message_user(request, f"Cleared {cleared} failed-attempt record(s).", messages.SUCCESS)
+
+
+@admin.register(AccessLog)
+class AuditedAccessLogAdmin(ReadOnlyAdminMixin, AuditedModelAdmin, AccessLogAdmin):
+    pass
+
+
+@admin.register(AccessFailureLog)
+class AuditedAccessFailureLogAdmin(ReadOnlyAdminMixin, AuditedModelAdmin, AccessFailureLogAdmin):
+    pass
+
+
+class _DeviceAdmin(AuditedModelAdmin):
+    """Devices are enrolled by their owner only; an admin can view them or delete them (an MFA reset)."""
+
+    list_display = ("user", "name", "confirmed", "created_at", "last_used_at")
+    list_filter = ("confirmed",)
+    search_fields = ("user__email", "name")
+    fields = ("user", "name", "confirmed", "created_at", "last_used_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _super_admin_only(request)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        super().delete_model(request, obj)
+        audit_record(
+            action="auth.mfa.reset",
+            target=obj.user,
+            request=request,
+            message=f"Device {obj.name!r} deleted in the admin.",
+        )
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        devices = list(queryset.select_related("user"))
+        super().delete_queryset(request, queryset)
+        for device in devices:
+            audit_record(
+                action="auth.mfa.reset",
+                target=device.user,
+                request=request,
+                message=f"Device {device.name!r} deleted in the admin.",
+            )
+
+
+@admin.register(TOTPDevice)
+class TOTPDeviceAdmin(_DeviceAdmin):
+    pass
+
+
+@admin.register(StaticDevice)
+class StaticDeviceAdmin(_DeviceAdmin):
     pass

@@ -73,3 +73,147 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self) -> str:
         return self.first_name or self.email
+
+
+class PasswordHistory(models.Model):
+    """A password hash a user has had; the newest few cannot be chosen again."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="password_history")
+    password_hash = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    audit_redacted_fields = ("password_hash",)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "password history"
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class UserSession(models.Model):
+    """One logged-in browser session, so a super admin can see and end it.
+
+    Only the SHA-256 of the session key is kept: the middleware compares it on every request, which also
+    works with session engines that cannot be deleted server-side. A revoked row stays until the session
+    could no longer be valid anyway (absolute timeout), so a missing row means "not a live session".
+    """
+
+    class EndReason(models.TextChoices):
+        LOGOUT = "logout", "Logged out"
+        REVOKED = "revoked", "Ended by an admin"
+        DISABLED = "disabled", "Account disabled"
+        IDLE = "idle", "Idle timeout"
+        ABSOLUTE = "absolute", "Absolute timeout"
+        PASSWORD = "password", "Password changed"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sessions")
+    session_key_hash = models.CharField(max_length=64, unique=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    end_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True)
+
+    audit_redacted_fields = ("session_key_hash",)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        indexes = [models.Index(fields=["user", "ended_at"], name="accounts_session_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user} from {self.ip_address or 'unknown address'} since {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.ended_at is None
+
+
+class InvitationRole(models.TextChoices):
+    SUPER_ADMIN = Role.SUPER_ADMIN.value, Role.SUPER_ADMIN.label
+    SUPPORT = Role.SUPPORT.value, Role.SUPPORT.label
+    BILLING = Role.BILLING.value, Role.BILLING.label
+    TENANT_ADMIN = "tenant_admin", "Tenant CRM admin"
+
+
+CONTROL_PLANE_ROLES = frozenset({Role.SUPER_ADMIN.value, Role.SUPPORT.value, Role.BILLING.value})
+
+
+class Invitation(models.Model):
+    """An invitation to become a control-plane user or a tenant's CRM admin.
+
+    Only the SHA-256 of the token is stored; the token itself exists only in the e-mail. ``context`` is
+    ``control-plane`` or ``org:<uuid>``: one pending invitation per address and context, several across
+    contexts (a person may be invited to administer two organisations).
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        EXPIRED = "expired", "Expired"
+        REVOKED = "revoked", "Revoked"
+
+    email = models.EmailField("e-mail address", db_index=True)
+    role = models.CharField(max_length=20, choices=InvitationRole.choices)
+    inviter = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="invitations_sent")
+    organization_id = models.UUIDField(null=True, blank=True, db_index=True)
+    context = models.CharField(max_length=64, editable=False)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING, db_index=True)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    send_count = models.PositiveIntegerField(default=0)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="invitation_accepted"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["email", "context"],
+                condition=models.Q(state="pending"),
+                name="accounts_invitation_one_pending_per_context",
+            ),
+            models.CheckConstraint(
+                condition=(models.Q(role="tenant_admin", organization_id__isnull=False))
+                | (~models.Q(role="tenant_admin") & models.Q(organization_id__isnull=True)),
+                name="accounts_invitation_org_iff_tenant_admin",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} as {self.get_role_display()} ({self.state})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.email = self.email.strip().lower()
+        self.context = f"org:{self.organization_id}" if self.organization_id else "control-plane"
+        super().save(*args, **kwargs)
+
+    @property
+    def is_control_plane(self) -> bool:
+        return self.role in CONTROL_PLANE_ROLES
+
+    def is_usable(self, now: Any = None) -> bool:
+        return self.state == self.State.PENDING and self.expires_at > (now or timezone.now())
+
+
+class InvitationSend(models.Model):
+    """One e-mail sent for an invitation (first send and each resend): what the rate limits count."""
+
+    invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="sends")
+    inviter = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    email = models.EmailField(db_index=True)
+    sent_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-sent_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} @ {self.sent_at:%Y-%m-%d %H:%M}"

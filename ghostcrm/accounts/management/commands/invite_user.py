@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from ghostcrm.accounts.models import InvitationRole
+from ghostcrm.accounts.services import invitation_create
+from ghostcrm.audit.services import Actor
+from ghostcrm.core.commands import ServiceCommand
+
+
+class Command(ServiceCommand):
+    help = (
+        "Invite someone by e-mail: a control-plane role (super_admin, support, billing) or tenant_admin of an "
+        "organisation (--organization). With the console e-mail backend (development) the message and its link "
+        "are printed here."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--email", required=True)
+        parser.add_argument("--role", required=True, choices=InvitationRole.values)
+        parser.add_argument("--organization", default=None, help="Organisation UUID (tenant_admin only).")
+
+    def run(self, *args: Any, **options: Any) -> None:
+        organization_id = None
+        if options["organization"]:
+            try:
+                organization_id = uuid.UUID(options["organization"])
+            except ValueError:
+                raise CommandError(f"--organization {options['organization']!r} is not a UUID.") from None
+        invitation = invitation_create(
+            email=options["email"],
+            role=options["role"],
+            inviter=None,
+            organization_id=organization_id,
+            actor=Actor.system("invite_user command"),
+        )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Invitation {invitation.pk} sent to {invitation.email} as {invitation.get_role_display()}; "
+                f"the link expires at {invitation.expires_at:%Y-%m-%d %H:%M} UTC."
+            )
+        )

@@ -25,6 +25,7 @@ PLACEHOLDER_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 IDENTIFIER_PLACEHOLDERS = ("owner_role", "app_role")
 LITERAL_PLACEHOLDERS = ("tenant_id",)
 PLACEHOLDERS = IDENTIFIER_PLACEHOLDERS + LITERAL_PLACEHOLDERS
+KNOWN_PLACEHOLDERS = ", ".join("${" + name + "}" for name in PLACEHOLDERS)
 NO_TRANSACTION_RE = re.compile(r"^--\s*tenant_sql:\s*no-transaction\s*$")
 SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
 # Rules that make a template set unsafe to apply at all: `apply` refuses while any of these is present.
@@ -146,7 +147,9 @@ def template_set_read(directory: Path) -> TemplateSet:
         if len(names) > 1:
             for name in names:
                 others = ", ".join(n for n in names if n != name)
-                result.problems.append(LintProblem(name, 1, "duplicate", f"version {version:03d} is also used by {others}"))
+                result.problems.append(
+                    LintProblem(name, 1, "duplicate", f"version {version:03d} is also used by {others}")
+                )
     if seen:
         first_missing = [v for v in range(1, max(seen) + 1) if v not in seen]
         for version in first_missing:
@@ -196,13 +199,13 @@ def _walk(node: Any) -> Iterator[ast.Node]:
             yield from _walk(item)
     elif isinstance(node, ast.Node):
         yield node
-        for attr in type(node).__slots__:
+        for attr in type(node).__slots__:  # type: ignore[attr-defined]
             yield from _walk(getattr(node, attr, None))
 
 
 def _names(value: Any) -> list[str]:
     if isinstance(value, (list, tuple)):
-        return [item.sval for item in value if isinstance(item, ast.String)]
+        return [str(item.sval) for item in value if isinstance(item, ast.String)]
     return []
 
 
@@ -278,9 +281,7 @@ def _schema_problems(stmt: ast.Node) -> Iterator[tuple[ast.Node, str]]:
             message = _qualified_problem(_names(node.names))
         elif isinstance(node, ast.ObjectWithArgs):
             message = _qualified_problem(_names(node.objname))
-        elif isinstance(node, ast.CreateFunctionStmt):
-            message = _qualified_problem(_names(node.funcname))
-        elif isinstance(node, ast.CreateTrigStmt):
+        elif isinstance(node, (ast.CreateFunctionStmt, ast.CreateTrigStmt)):
             message = _qualified_problem(_names(node.funcname))
         elif isinstance(node, ast.DefineStmt):
             message = _qualified_problem(_names(node.defnames))
@@ -323,7 +324,7 @@ def _bodies(stmt: ast.Node) -> Iterator[str]:
         if isinstance(option, ast.DefElem) and option.defname == "as":
             arg = option.arg
             for item in arg if isinstance(arg, (list, tuple)) else [arg]:
-                if isinstance(item, ast.String):
+                if isinstance(item, ast.String) and item.sval is not None:
                     yield item.sval
 
 
@@ -371,12 +372,14 @@ def template_lint(template: Template) -> list[LintProblem]:
 
     for match in PLACEHOLDER_RE.finditer(text):
         if match.group(1) not in PLACEHOLDERS:
-            problems.append(LintProblem(
-                name,
-                _line_at(text, match.start()),
-                "placeholder",
-                f"unknown placeholder ${{{match.group(1)}}}; known: {', '.join('${' + p + '}' for p in PLACEHOLDERS)}",
-            ))
+            problems.append(
+                LintProblem(
+                    name,
+                    _line_at(text, match.start()),
+                    "placeholder",
+                    f"unknown placeholder ${{{match.group(1)}}}; known: {KNOWN_PLACEHOLDERS}",
+                )
+            )
     try:
         statements = parse_sql(rendered)
     except ParseError as exc:
@@ -389,6 +392,8 @@ def template_lint(template: Template) -> list[LintProblem]:
     needs_no_transaction = False
     for raw in statements:
         stmt = raw.stmt
+        if stmt is None:
+            continue
         start = _stmt_start(rendered, raw.stmt_location or 0)
 
         def at(node: ast.Node, *, _start: int = start) -> int:
@@ -396,7 +401,9 @@ def template_lint(template: Template) -> list[LintProblem]:
             return location if isinstance(location, int) and location >= 0 else _start
 
         if isinstance(stmt, ast.TransactionStmt):
-            add(start, "transaction-control", "BEGIN/COMMIT/ROLLBACK/SAVEPOINT: the engine runs each file's transaction")
+            add(
+                start, "transaction-control", "BEGIN/COMMIT/ROLLBACK/SAVEPOINT: the engine runs each file's transaction"
+            )
         reason = _non_transactional(stmt)
         if reason:
             needs_no_transaction = True

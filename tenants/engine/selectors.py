@@ -17,8 +17,8 @@ from ghostcrm.core.errors import ValidationError
 from tenants.engine.lint import TemplateSet, template_set_read
 from tenants.engine.models import LEDGER_TABLE
 from tenants.engine.services import (
-    scratch_tenant_id,
     schema_name_check,
+    scratch_tenant_id,
     templates_directory,
     tenant_ids_for,
     tenant_roles,

@@ -44,6 +44,7 @@ APPLICATION_NAME = "ghostcrm tenant_sql"
 # SQLSTATEs that say "try again later" rather than "this template is wrong".
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03"})
 ROLE_SUFFIX_LEN = len("_000000_own")
+NO_TRANSACTION_NOTE = "\n(no-transaction file: the statements before this one stay applied)"
 
 
 class TemplateApplyError(ValidationError):
@@ -180,7 +181,9 @@ def scratch_tenant_id(schema: str) -> str:
 def engine_connect() -> psycopg.Connection[Any]:
     """A new dedicated connection to the tenant database (autocommit: the engine issues BEGIN itself)."""
     params = connections[settings.TENANT_DB_ALIAS].settings_dict
-    options = {k: v for k, v in (params.get("OPTIONS") or {}).items() if k in {"sslmode", "sslrootcert", "connect_timeout"}}
+    options = {
+        k: v for k, v in (params.get("OPTIONS") or {}).items() if k in {"sslmode", "sslrootcert", "connect_timeout"}
+    }
     try:
         return psycopg.connect(
             host=params.get("HOST") or None,
@@ -205,7 +208,11 @@ def template_set_for_apply(directory: Path | None) -> TemplateSet:
     templates = template_set_read(templates_directory(directory))
     blocking = templates.blocking_problems()
     for template in templates.templates:
-        blocking.extend(p for p in template_lint(template) if p.rule in {"placeholder", "parse", "transaction-control", "non-transactional"})
+        blocking.extend(
+            p
+            for p in template_lint(template)
+            if p.rule in {"placeholder", "parse", "transaction-control", "non-transactional"}
+        )
     if blocking:
         lines = "; ".join(str(p) for p in blocking[:5])
         more = f" (and {len(blocking) - 5} more)" if len(blocking) > 5 else ""
@@ -241,11 +248,9 @@ def _simple(conn: psycopg.Connection[Any], text: str | sql.Composable) -> list[p
             raise
         except psycopg.Error as exc:  # e.g. the connection went away while sending
             raise psycopg.OperationalError(str(exc)) from exc
-    completed = 0
-    for result in results:
+    for completed, result in enumerate(results):
         if result.status == pq.ExecStatus.FATAL_ERROR:
             raise _StatementFailed(psycopg.errors.error_from_result(result, encoding=conn.info.encoding), completed)
-        completed += 1
     return results
 
 
@@ -562,6 +567,12 @@ def _record_failure(
     logger.warning("tenant_sql: %s failed in %s at line %s: %s", template.filename, schema, line, failed.error)
 
 
+def _applied_check(schema: str, version: int) -> sql.Composable:
+    return sql.SQL(
+        "SELECT EXISTS (SELECT 1 FROM public.{} WHERE schema_name = {} AND version = {} AND success)"
+    ).format(sql.Identifier(LEDGER_TABLE), sql.Literal(schema), sql.Literal(version))
+
+
 def _apply_file(
     conn: psycopg.Connection[Any], *, schema: str, roles: TenantRoles, template: Template, sql_text: str,
     applied_by: str, result: ApplyResult,
@@ -570,11 +581,10 @@ def _apply_file(
     ident = sql.Identifier
     prelude = sql.SQL(
         "BEGIN; SET LOCAL search_path TO {schema}; SELECT pg_advisory_xact_lock({key});"
-        " SELECT EXISTS (SELECT 1 FROM public.{ledger} WHERE schema_name = {name} AND version = {version} AND success);"
-        " SET LOCAL ROLE {owner}"
+        " {applied}; SET LOCAL ROLE {owner}"
     ).format(
-        schema=ident(schema), key=sql.Literal(schema_lock_key(schema)), ledger=ident(LEDGER_TABLE),
-        name=sql.Literal(schema), version=sql.Literal(template.version), owner=ident(roles.owner),
+        schema=ident(schema), key=sql.Literal(schema_lock_key(schema)),
+        applied=_applied_check(schema, template.version), owner=ident(roles.owner),
     )  # fmt: skip
     try:
         # The ledger check is its own statement after the lock: it must see what a runner that held the
@@ -595,7 +605,9 @@ def _apply_file(
             return False
         duration_ms = int((time.monotonic() - started) * 1000)
         if conn.pgconn.transaction_status != pq.TransactionStatus.INTRANS:
-            raise ValidationError(f"{template.filename} ended the engine's transaction (COMMIT/ROLLBACK in a template).")
+            raise ValidationError(
+                f"{template.filename} ended the engine's transaction (COMMIT/ROLLBACK in a template)."
+            )
         _simple(
             conn,
             sql.SQL("RESET ROLE; {}; COMMIT").format(
@@ -626,10 +638,9 @@ def _apply_file_alone(
     key = sql.Literal(schema_lock_key(schema))
     results = _simple(
         conn,
-        sql.SQL(
-            "SELECT pg_advisory_lock({key});"
-            " SELECT EXISTS (SELECT 1 FROM public.{ledger} WHERE schema_name = {name} AND version = {version} AND success)"
-        ).format(key=key, ledger=ident(LEDGER_TABLE), name=sql.Literal(schema), version=sql.Literal(template.version)),
+        sql.SQL("SELECT pg_advisory_lock({key}); {applied}").format(
+            key=key, applied=_applied_check(schema, template.version)
+        ),
     )
     try:
         if _value(results[1]) == "t":
@@ -648,7 +659,7 @@ def _apply_file_alone(
                 line = sql_text.count("\n", 0, start) + 1
                 failed = FailedFile(
                     version=template.version, filename=template.filename, sqlstate=failure.error.diag.sqlstate or "",
-                    error=_error_text(failure.error) + "\n(no-transaction file: the statements before this one stay applied)",
+                    error=_error_text(failure.error) + NO_TRANSACTION_NOTE,
                     statement=statement or sub_text.strip(), line=line,
                 )  # fmt: skip
                 result.failed, result.transient = failed, failed.sqlstate in RETRYABLE_SQLSTATES
@@ -657,7 +668,9 @@ def _apply_file_alone(
                 return False
         duration_ms = int((time.monotonic() - started) * 1000)
         _simple(conn, "RESET ROLE")
-        _simple(conn, _ledger_insert(template, schema=schema, applied_by=applied_by, duration_ms=duration_ms, success=True))
+        _simple(
+            conn, _ledger_insert(template, schema=schema, applied_by=applied_by, duration_ms=duration_ms, success=True)
+        )
         result.applied.append(AppliedFile(template.version, template.filename, duration_ms))
         return True
     finally:

@@ -13,6 +13,7 @@ import pytest
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.core.errors import TransientError, ValidationError
 from tenants.engine import services
+from tenants.engine.lint import template_set_read
 from tenants.engine.services import (
     ApplyTarget,
     SchemaApplier,
@@ -23,7 +24,6 @@ from tenants.engine.services import (
     schema_lock_key,
     tenant_roles,
 )
-from tenants.engine.lint import template_set_read
 from tests.engine.conftest import FIXTURES, copy_fixture, ledger, new_schema_name, tables
 
 pytestmark = pytest.mark.django_db(databases=["default", "tenants"], transaction=True)
@@ -37,11 +37,14 @@ def test_fresh_apply_creates_every_object_and_ledger_row(pg: psycopg.Connection[
     assert result.status == "applied"
     assert tables(pg, schema_name) == {"accounts", "events", "notes", "tenant_settings"}
     assert pg.execute("SELECT count(*) FROM pg_views WHERE schemaname = %s", [schema_name]).fetchone()[0] == 1
-    assert pg.execute(
-        "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-        " WHERE n.nspname = %s AND p.proname = 'touch_updated_at'",
-        [schema_name],
-    ).fetchone()[0] == 1
+    assert (
+        pg.execute(
+            "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+            " WHERE n.nspname = %s AND p.proname = 'touch_updated_at'",
+            [schema_name],
+        ).fetchone()[0]
+        == 1
+    )
     assert pg.execute("SELECT count(*) FROM pg_policies WHERE schemaname = %s", [schema_name]).fetchone()[0] == 1
     indexes = {r[0] for r in pg.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", [schema_name])}
     assert {"events_account_idx", "notes_account_idx", "accounts_name_idx"} <= indexes

@@ -177,7 +177,8 @@ class Command(ServiceCommand):
             for schema in unregistered:
                 services.schema_create(schema=schema, actor=actor)
         targets = [
-            services.ApplyTarget(schema=s, tenant_id=tenant_ids.get(s) or services.scratch_tenant_id(s)) for s in schemas
+            services.ApplyTarget(schema=s, tenant_id=tenant_ids.get(s) or services.scratch_tenant_id(s))
+            for s in schemas
         ]
         as_json = options["json"]
         bar = tqdm(total=len(targets), unit="schema", file=sys.stderr) if not as_json and self.stdout.isatty() else None
@@ -204,7 +205,8 @@ class Command(ServiceCommand):
         else:
             self.stdout.write(
                 f"{summary['schemas']} schema(s) in {rollout.duration_ms / 1000:.2f} s with {rollout.jobs} job(s): "
-                f"{summary['applied']} applied ({summary['files_applied']} file(s)), {summary['up_to_date']} up to date, "
+                f"{summary['applied']} applied ({summary['files_applied']} file(s)), "
+                f"{summary['up_to_date']} up to date, "
                 f"{summary['failed']} failed."
             )
         if summary["failed"]:

@@ -1,0 +1,129 @@
+"""`tenant_sql lint`: names, numbering, parseability, schema names, transactions, Citus rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tenants.engine.lint import templates_lint
+from tests.engine.conftest import FIXTURES, tenant_sql
+
+
+def write(directory: Path, files: dict[str, str]) -> Path:
+    directory.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    return directory
+
+
+def lines(directory: Path) -> list[str]:
+    return [str(p) for p in templates_lint(directory).problems]
+
+
+def test_fixture_templates_are_clean() -> None:
+    for name in ("basic", "broken", "concurrent"):
+        assert lines(FIXTURES / name) == []
+
+
+def test_duplicates_gaps_and_bad_names(tmp_path: Path) -> None:
+    directory = write(
+        tmp_path / "t",
+        {
+            "001_core.pgsql": "CREATE TABLE a (id bigint);\n",
+            "003_first.pgsql": "CREATE TABLE b (id bigint);\n",
+            "003_second.pgsql": "CREATE TABLE c (id bigint);\n",
+            "4_bad.sql": "SELECT 1;\n",
+            "README.md": "not a template",
+        },
+    )
+    assert lines(directory) == [
+        "003_first.pgsql:1: duplicate: version 003 is also used by 003_second.pgsql",
+        "003_first.pgsql:1: gap: version 002 is missing before 003",
+        "003_second.pgsql:1: duplicate: version 003 is also used by 003_first.pgsql",
+        "4_bad.sql:1: name: file names must look like NNN_name.pgsql (lowercase, 3 digits)",
+    ]
+
+
+def test_hard_coded_schemas_are_caught(tmp_path: Path) -> None:
+    directory = write(
+        tmp_path / "t",
+        {
+            "001_core.pgsql": (
+                "CREATE TABLE a (id bigint, t public.citext);\n"  # 1
+                "CREATE TABLE acme.b (id bigint);\n"  # 2
+                "SET search_path TO acme;\n"  # 3
+                "CREATE SCHEMA acme;\n"  # 4
+                "SELECT acme.f(1), pg_catalog.now(), x.id FROM a x;\n"  # 5 (pg_catalog and alias.col are fine)
+                "CREATE FUNCTION g() RETURNS int LANGUAGE plpgsql AS $$\nBEGIN\n"  # 6-7
+                "  RETURN (SELECT count(*) FROM public.users);\nEND $$;\n"  # 8-9
+                "GRANT USAGE ON SCHEMA acme TO ${app_role};\n"  # 10
+                "COMMENT ON COLUMN a.id IS 'fine';\n"  # 11
+            ),
+        },
+    )
+    found = lines(directory)
+    assert [line.split(": ", 1)[0] + ": " + line.split(": ")[1] for line in found] == [
+        "001_core.pgsql:1: hard-coded-schema",
+        "001_core.pgsql:2: hard-coded-schema",
+        "001_core.pgsql:3: hard-coded-schema",
+        "001_core.pgsql:4: hard-coded-schema",
+        "001_core.pgsql:5: hard-coded-schema",
+        "001_core.pgsql:8: hard-coded-schema",
+        "001_core.pgsql:10: hard-coded-schema",
+    ]
+    assert "public.citext names schema 'public'" in found[0]
+    assert "acme.f names schema 'acme'" in found[4]
+
+
+def test_transactions_placeholders_parse_and_citus(tmp_path: Path) -> None:
+    directory = write(
+        tmp_path / "t",
+        {
+            "001_core.pgsql": (
+                "CREATE TABLE a (id serial PRIMARY KEY, n int GENERATED ALWAYS AS IDENTITY, u uuid);\n"  # 1
+                "CREATE TABLE c () INHERITS (a);\n"  # 2
+                "CREATE TABLE p (id bigint, k int) PARTITION BY LIST (k);\n"  # 3
+                "CREATE TABLE p1 PARTITION OF p FOR VALUES IN (1);\n"  # 4 partitions are fine
+                "CREATE POLICY pol ON a USING (u IN (SELECT u FROM a));\n"  # 5
+                "ALTER TABLE a SET SCHEMA other;\n"  # 6
+                "CREATE FOREIGN TABLE f (id bigint) SERVER s;\n"  # 7
+                "CREATE INDEX CONCURRENTLY i ON a (u);\n"  # 8
+                "COMMIT;\n"  # 9
+                "GRANT SELECT ON a TO ${reader};\n"  # 10
+                "SET ROLE postgres;\n"  # 11
+                "CREATE EXTENSION pgcrypto;\n"  # 12
+            ),
+            "002_bad.pgsql": "CREATE TABLE ok (id bigint);\nSELECT FROM FROM;\n",
+            "003_marked.pgsql": "-- tenant_sql: no-transaction\nCREATE TABLE fine (id bigint);\n",
+        },
+    )
+    found = [line.split(": ")[0] + ": " + line.split(": ")[1] for line in lines(directory)]
+    assert found == [
+        "001_core.pgsql:1: citus-int-key",
+        "001_core.pgsql:1: citus-int-key",
+        "001_core.pgsql:2: citus-inheritance",
+        "001_core.pgsql:5: citus-policy-subquery",
+        "001_core.pgsql:6: citus-set-schema",
+        "001_core.pgsql:7: citus-foreign-table",
+        "001_core.pgsql:8: non-transactional",
+        "001_core.pgsql:9: transaction-control",
+        "001_core.pgsql:10: placeholder",
+        "001_core.pgsql:11: role-switch",
+        "001_core.pgsql:12: extension",
+        "002_bad.pgsql:2: parse",
+        "003_marked.pgsql:1: no-transaction-unneeded",
+    ]
+
+
+@pytest.mark.django_db(databases=["default", "tenants"])
+def test_lint_command_prints_one_line_per_problem_and_exits_1(tmp_path: Path) -> None:
+    directory = write(tmp_path / "t", {"001_a.pgsql": "SELECT 1;\n", "001_b.pgsql": "SELECT 2;\n"})
+    run = tenant_sql("lint", "--dir", str(directory))
+    assert run.code == 1
+    assert run.out.splitlines() == [
+        "001_a.pgsql:1: duplicate: version 001 is also used by 001_b.pgsql",
+        "001_b.pgsql:1: duplicate: version 001 is also used by 001_a.pgsql",
+    ]
+    clean = tenant_sql("lint", "--dir", str(FIXTURES / "basic"))
+    assert clean.code == 0 and "3 template(s)" in clean.out

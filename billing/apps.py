@@ -1,6 +1,60 @@
+from __future__ import annotations
+
+import re
+from typing import Any
+
 from django.apps import AppConfig
+from django.core.exceptions import ValidationError
+
+
+def _validate_retry_days(value: Any) -> None:
+    if not all(isinstance(day, int) and not isinstance(day, bool) and day >= 0 for day in value):
+        raise ValidationError("billing.dunning_retry_days must be a list of whole days, e.g. [1, 3, 5].")
+    if list(value) != sorted(set(value)):
+        raise ValidationError("billing.dunning_retry_days must be ascending without repeats, e.g. [1, 3, 5].")
+
+
+def _validate_prefix(value: Any) -> None:
+    if not re.fullmatch(r"[A-Z0-9]{1,8}", value):
+        raise ValidationError("billing.number_prefix must be 1 to 8 capital letters or digits, e.g. GC.")
 
 
 class BillingConfig(AppConfig):
     name = "billing"
     verbose_name = "Billing"
+
+    def ready(self) -> None:
+        from ghostcrm.core.system_settings import SettingSpec, register
+
+        register(
+            SettingSpec(
+                key="billing.invoice_due_days",
+                type=int,
+                default=14,
+                min_value=0,
+                max_value=365,
+                help_text="Days between finalising an invoice and its due date.",
+            ),
+            SettingSpec(
+                key="billing.dunning_retry_days",
+                type=list,
+                default=[1, 3, 5],
+                validators=(_validate_retry_days,),
+                help_text="Days after the due date on which an unpaid invoice is retried (and a reminder sent).",
+            ),
+            SettingSpec(
+                key="billing.dunning_grace_days",
+                type=int,
+                default=7,
+                min_value=0,
+                max_value=365,
+                help_text="Days after the due date before an unpaid invoice suspends the tenant.",
+            ),
+            SettingSpec(
+                key="billing.number_prefix",
+                type=str,
+                default="GC",
+                validators=(_validate_prefix,),
+                help_text="Prefix of invoice and credit note numbers (GC-2026-000123, GC-CN-2026-000001).",
+            ),
+        )

@@ -1,0 +1,571 @@
+"""Billing in the admin: plans, customers, subscriptions, invoices, payments, events and the revenue dashboard.
+
+State changes go through ``billing.services`` (actions and the change-plan and refund pages are thin
+callers); service errors are shown as admin messages or form errors, and nothing is half-written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from billing import selectors, services, views
+from billing.models import (
+    CreditNote,
+    Customer,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    Plan,
+    PlanTier,
+    Product,
+    RevenueDashboard,
+    Subscription,
+    TaxRate,
+    UsageReading,
+    WebhookEvent,
+)
+from billing.money import format_money, from_minor, to_minor
+from billing.webhooks import webhook_event_process
+from ghostcrm.audit.services import Actor
+from ghostcrm.core.admin_base import AuditedModelAdmin, ReadOnlyAdminMixin
+from ghostcrm.core.errors import ApplicationError
+from tenants.models import Organization
+
+
+def _run(request: HttpRequest, label: str, call: Any) -> bool:
+    """Call a service for one object; its error becomes a message naming the object."""
+    try:
+        call()
+    except ApplicationError as exc:
+        messages.error(request, f"{label}: {exc.message}")
+        return False
+    return True
+
+
+class MoneyInput(forms.CharField):
+    """An amount in major units (12.50), checked against the currency's decimals when the form is cleaned."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("help_text", "In the plan's currency, e.g. 12.50 (EUR) or 1200 (JPY).")
+        super().__init__(max_length=24, **kwargs)
+
+
+# --- Catalogue --------------------------------------------------------------------------------------
+
+
+@admin.register(Product)
+class ProductAdmin(AuditedModelAdmin):
+    list_display = ("name", "active", "provider_id", "created_at")
+    list_filter = ("active",)
+    search_fields = ("name",)
+
+
+class PlanTierInline(admin.TabularInline):
+    model = PlanTier
+    extra = 0
+    fields = ("up_to", "unit_amount", "flat_amount")
+    verbose_name_plural = "tiers (amounts in minor units, e.g. cents; the last tier has no 'up to')"
+
+
+class PlanForm(forms.ModelForm):
+    price = MoneyInput(label="price", required=False)
+
+    class Meta:
+        model = Plan
+        fields = (
+            "code",
+            "name",
+            "product",
+            "active",
+            "provider_id",
+            "currency",
+            "interval",
+            "scheme",
+            "tiers_mode",
+            "trial_days",
+            "seat_limit",
+            "contact_limit",
+            "storage_limit_mb",
+        )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["price"] = str(from_minor(self.instance.unit_amount, self.instance.currency))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        currency, price = data.get("currency"), (data.get("price") or "0").strip()
+        if currency:
+            try:
+                self.instance.unit_amount = to_minor(price, currency)
+            except ApplicationError as exc:
+                self.add_error("price", exc.message)
+        return data
+
+
+@admin.register(Plan)
+class PlanAdmin(AuditedModelAdmin):
+    form = PlanForm
+    inlines = [PlanTierInline]
+    list_display = (
+        "code",
+        "name",
+        "price_display",
+        "currency",
+        "interval",
+        "scheme",
+        "trial_days",
+        "seat_limit",
+        "contact_limit",
+        "storage_limit_mb",
+        "active",
+    )
+    list_filter = ("active", "currency", "interval", "scheme")
+    search_fields = ("code", "name")
+    fieldsets = (
+        (None, {"fields": ("code", "name", "product", "active", "provider_id")}),
+        ("Price", {"fields": ("currency", "interval", "scheme", "price", "tiers_mode", "trial_days")}),
+        ("Limits read by the CRM", {"fields": ("seat_limit", "contact_limit", "storage_limit_mb")}),
+    )
+
+
+@admin.register(TaxRate)
+class TaxRateAdmin(AuditedModelAdmin):
+    list_display = ("name", "percentage", "country", "active")
+    list_filter = ("active", "country")
+
+
+@admin.register(Customer)
+class CustomerAdmin(AuditedModelAdmin):
+    list_display = ("__str__", "organization", "email", "balance_display", "suspended_for_nonpayment")
+    list_filter = ("suspended_for_nonpayment",)
+    search_fields = ("name", "email", "organization__name", "organization__slug")
+    list_select_related = ("organization",)
+    readonly_fields = ("organization", "balance", "balance_currency", "suspended_for_nonpayment", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # customers are created with their first subscription or invoice
+
+    @admin.display(description="balance")
+    def balance_display(self, obj: Customer) -> str:
+        return format_money(obj.balance, obj.balance_currency) if obj.balance_currency else "0"
+
+
+# --- Subscriptions ----------------------------------------------------------------------------------
+
+
+class SubscriptionStartForm(forms.Form):
+    organization = forms.ModelChoiceField(queryset=Organization.objects.order_by("name"))
+    plan = forms.ModelChoiceField(queryset=Plan.objects.filter(active=True))
+    seats = forms.IntegerField(min_value=1, initial=1)
+    trial_days = forms.IntegerField(min_value=0, required=False, help_text="Empty: the plan's trial.")
+    billing_email = forms.EmailField(required=False, help_text="Empty: the organisation's admin e-mail.")
+
+
+class ChangePlanForm(forms.Form):
+    plan = forms.ModelChoiceField(queryset=Plan.objects.filter(active=True))
+    seats = forms.IntegerField(min_value=1)
+    proration_behavior = forms.ChoiceField(choices=Subscription.ProrationBehavior.choices)
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(AuditedModelAdmin):
+    list_display = (
+        "customer",
+        "plan",
+        "status",
+        "seats",
+        "current_period_end",
+        "cancel_at_period_end",
+        "mrr_display",
+    )
+    list_filter = ("status", "plan", "cancel_at_period_end")
+    search_fields = ("customer__name", "customer__email", "customer__organization__slug", "=id")
+    list_select_related = ("customer", "plan")
+    actions = ["change_plan", "cancel_at_end", "renew_now"]
+    readonly_fields = [f.name for f in Subscription._meta.fields] + ["upcoming_invoice"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The detail page is read-only (changes go through the actions); the actions need "change".
+        return super().has_change_permission(request, obj)
+
+    def get_urls(self) -> list[Any]:
+        own = [
+            path("start/", self.admin_site.admin_view(self.start_view), name="billing_subscription_start"),
+            path(
+                "<uuid:subscription_id>/change-plan/",
+                self.admin_site.admin_view(self.change_plan_view),
+                name="billing_subscription_change_plan",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        return HttpResponseRedirect(reverse("admin:billing_subscription_start"))
+
+    @admin.display(description="MRR")
+    def mrr_display(self, obj: Subscription) -> str:
+        return format_money(selectors.subscription_mrr(obj), obj.plan.currency)
+
+    @admin.display(description="upcoming invoice")
+    def upcoming_invoice(self, obj: Subscription) -> str:
+        if obj.status in (Subscription.Status.CANCELED, Subscription.Status.INCOMPLETE) or obj.cancel_at_period_end:
+            return "none (the subscription ends)"
+        preview = selectors.upcoming_invoice(obj)
+        return (
+            f"{format_money(preview.total, preview.currency)} on {preview.period_start:%Y-%m-%d} "
+            f"({len(preview.lines)} line(s))"
+        )
+
+    def start_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise DjangoPermissionDenied
+        form = SubscriptionStartForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                subscription = services.subscription_create(
+                    organization_id=data["organization"].pk,
+                    plan_code=data["plan"].code,
+                    seats=data["seats"],
+                    trial_days=data["trial_days"],
+                    billing_email=data["billing_email"] or None,
+                    actor=Actor.for_user(request.user),
+                )
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, f"Subscription started: {subscription}.")
+                return HttpResponseRedirect(reverse("admin:billing_subscription_change", args=[subscription.pk]))
+        context = {**self.admin_site.each_context(request), "title": "Start a subscription", "form": form,
+                   "opts": self.model._meta}  # fmt: skip
+        return TemplateResponse(request, "billing/admin/subscription_start.html", context)
+
+    def change_plan_view(self, request: HttpRequest, subscription_id: Any) -> HttpResponse:
+        """Step 1: choose plan, seats and proration; step 2: the invoice preview; step 3: confirm."""
+        if not self.has_change_permission(request):
+            raise DjangoPermissionDenied
+        subscription = get_object_or_404(Subscription.objects.select_related("plan", "customer"), pk=subscription_id)
+        initial = {
+            "plan": subscription.plan_id,
+            "seats": subscription.seats,
+            "proration_behavior": Subscription.ProrationBehavior.CREATE_PRORATIONS,
+        }
+        form = ChangePlanForm(request.POST or None, initial=initial)
+        preview = None
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            arguments = {
+                "plan_code": data["plan"].code,
+                "seats": data["seats"],
+                "proration_behavior": data["proration_behavior"],
+            }
+            try:
+                if "confirm" in request.POST:
+                    result = services.subscription_change(
+                        subscription_id=subscription.pk, actor=Actor.for_user(request.user), **arguments
+                    )
+                    done = f"Plan changed to {result.subscription.plan.code} with {result.subscription.seats} seats"
+                    if result.invoice is not None:
+                        done += f"; invoice {result.invoice} finalised"
+                    messages.success(request, done + ".")
+                    return HttpResponseRedirect(reverse("admin:billing_subscription_change", args=[subscription.pk]))
+                preview = selectors.subscription_change_preview(subscription_id=subscription.pk, **arguments)
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+        preview_rows = None
+        if preview is not None:
+            preview_rows = [
+                {"line": line, "amount": format_money(line.amount, preview.currency),
+                 "tax": format_money(line.tax_amount, preview.currency)}
+                for line in preview.lines
+            ]  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Change plan: {subscription}",
+            "subscription": subscription,
+            "form": form,
+            "preview": preview,
+            "preview_rows": preview_rows,
+            "totals": None
+            if preview is None
+            else {
+                "subtotal": format_money(preview.subtotal, preview.currency),
+                "tax": format_money(preview.tax, preview.currency),
+                "total": format_money(preview.total, preview.currency),
+            },
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "billing/admin/change_plan.html", context)
+
+    @admin.action(description="Change plan or seats (with an invoice preview)…", permissions=["change"])
+    def change_plan(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> HttpResponse | None:
+        if queryset.count() != 1:
+            messages.error(request, "Select exactly one subscription to change its plan.")
+            return None
+        subscription = queryset.get()
+        return HttpResponseRedirect(reverse("admin:billing_subscription_change_plan", args=[subscription.pk]))
+
+    @admin.action(description="Cancel at period end", permissions=["change"])
+    def cancel_at_end(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        done = 0
+        for subscription in queryset:
+            done += _run(
+                request,
+                str(subscription),
+                lambda s=subscription: services.subscription_cancel(
+                    subscription_id=s.pk, actor=Actor.for_user(request.user)
+                ),
+            )
+        if done:
+            messages.success(request, f"{done} subscription(s) will end at the end of their period.")
+
+    @admin.action(description="Renew elapsed periods now", permissions=["change"])
+    def renew_now(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        invoices = []
+        for subscription in queryset:
+            _run(
+                request,
+                str(subscription),
+                lambda s=subscription: invoices.append(
+                    services.subscription_renew(subscription_id=s.pk, actor=Actor.for_user(request.user))
+                ),
+            )
+        made = [str(i) for i in invoices if i is not None]
+        messages.info(request, f"Renewed: {', '.join(made)}." if made else "Nothing was due for renewal.")
+
+
+# --- Invoices, payments -----------------------------------------------------------------------------
+
+
+class InvoiceLineInline(admin.TabularInline):
+    model = InvoiceLine
+    fk_name = "invoice"
+    extra = 0
+    fields = ("description", "kind", "quantity", "amount_display", "tax_display", "period_start", "period_end")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="amount")
+    def amount_display(self, obj: InvoiceLine) -> str:
+        return format_money(obj.amount, obj.currency)
+
+    @admin.display(description="tax")
+    def tax_display(self, obj: InvoiceLine) -> str:
+        return format_money(obj.tax_amount, obj.currency)
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(AuditedModelAdmin):
+    list_display = (
+        "__str__",
+        "customer",
+        "status",
+        "billing_reason",
+        "total_display",
+        "remaining_display",
+        "due_date",
+        "print_link",
+    )
+    list_filter = ("status", "billing_reason", "currency", "due_date")
+    search_fields = ("number", "customer__name", "customer__email", "=id")
+    list_select_related = ("customer",)
+    inlines = [InvoiceLineInline]
+    readonly_fields = [f.name for f in Invoice._meta.fields] + ["print_link"]
+    actions = ["finalize", "void", "mark_paid", "mark_uncollectible"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # invoices come from subscriptions, or from services for one-off charges
+
+    def has_finalize_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("billing.finalize_invoice")
+
+    @admin.display(description="total")
+    def total_display(self, obj: Invoice) -> str:
+        return format_money(obj.total, obj.currency)
+
+    @admin.display(description="remaining")
+    def remaining_display(self, obj: Invoice) -> str:
+        return format_money(obj.amount_remaining, obj.currency) if obj.status == Invoice.Status.OPEN else "-"
+
+    @admin.display(description="print")
+    def print_link(self, obj: Invoice) -> str:
+        return format_html('<a href="{}" target="_blank">print</a>', reverse("billing:invoice-print", args=[obj.pk]))
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Invoice], verb: str, call: Any) -> None:
+        done = sum(_run(request, str(invoice), lambda i=invoice: call(i)) for invoice in queryset)
+        if done:
+            messages.success(request, f"{done} invoice(s) {verb}.")
+
+    @admin.action(description="Finalise (number, due date, e-mail)", permissions=["finalize"])
+    def finalize(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+        actor = Actor.for_user(request.user)
+        self._each(request, queryset, "finalised", lambda i: services.invoice_finalize(invoice_id=i.pk, actor=actor))
+
+    @admin.action(description="Void", permissions=["finalize"])
+    def void(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+        actor = Actor.for_user(request.user)
+        self._each(
+            request,
+            queryset,
+            "voided",
+            lambda i: services.invoice_void(invoice_id=i.pk, actor=actor, reason="voided in the admin"),
+        )
+
+    @admin.action(description="Mark paid (payment received outside Stripe)", permissions=["finalize"])
+    def mark_paid(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+        actor = Actor.for_user(request.user)
+        self._each(request, queryset, "marked paid", lambda i: services.invoice_mark_paid(invoice_id=i.pk, actor=actor))
+
+    @admin.action(description="Mark uncollectible", permissions=["finalize"])
+    def mark_uncollectible(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+        actor = Actor.for_user(request.user)
+        self._each(
+            request,
+            queryset,
+            "marked uncollectible",
+            lambda i: services.invoice_mark_uncollectible(invoice_id=i.pk, actor=actor),
+        )
+
+
+class RefundForm(forms.Form):
+    amount = forms.CharField(max_length=24, required=False, help_text="Empty: everything not yet refunded.")
+    reason = forms.CharField(max_length=200)
+
+
+@admin.register(Payment)
+class PaymentAdmin(AuditedModelAdmin):
+    list_display = (
+        "created_at",
+        "invoice",
+        "amount_display",
+        "status",
+        "method",
+        "refunded_display",
+        "provider_reference",
+    )
+    list_filter = ("status", "method", "currency", "created_at")
+    search_fields = ("invoice__number", "provider_reference", "invoice__customer__name")
+    list_select_related = ("invoice",)
+    readonly_fields = [f.name for f in Payment._meta.fields]
+    actions = ["refund"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # record payments with the invoice's "mark paid" action or through Stripe
+
+    def has_refund_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("billing.refund_payment")
+
+    @admin.display(description="amount")
+    def amount_display(self, obj: Payment) -> str:
+        return format_money(obj.amount, obj.currency)
+
+    @admin.display(description="refunded")
+    def refunded_display(self, obj: Payment) -> str:
+        return format_money(obj.amount_refunded, obj.currency)
+
+    @admin.action(description="Refund…", permissions=["refund"])
+    def refund(self, request: HttpRequest, queryset: QuerySet[Payment]) -> HttpResponse | None:
+        if queryset.count() != 1:
+            messages.error(request, "Select exactly one payment to refund.")
+            return None
+        payment = queryset.get()
+        form = RefundForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            amount_text = form.cleaned_data["amount"].strip()
+            try:
+                amount = to_minor(amount_text, payment.currency) if amount_text else None
+                refund = services.payment_refund(
+                    payment_id=payment.pk,
+                    amount=amount,
+                    reason=form.cleaned_data["reason"],
+                    actor=Actor.for_user(request.user),
+                )
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, f"Refunded {format_money(refund.amount, refund.currency)}.")
+                return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Refund {payment}",
+            "payment": payment,
+            "refundable": format_money(payment.amount - payment.amount_refunded, payment.currency),
+            "form": form,
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "billing/admin/refund.html", context)
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
+    list_display = ("number", "invoice", "amount_display", "reason", "status", "created_at")
+    list_filter = ("status", "created_at")
+    search_fields = ("number", "invoice__number")
+
+    @admin.display(description="amount")
+    def amount_display(self, obj: CreditNote) -> str:
+        return format_money(obj.amount, obj.currency)
+
+
+@admin.register(UsageReading)
+class UsageReadingAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
+    list_display = ("organization", "taken_at", "seats", "contacts")
+    list_filter = ("taken_at",)
+    search_fields = ("organization__name", "organization__slug")
+    list_select_related = ("organization",)
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
+    list_display = ("event_id", "type", "status", "attempts", "received_at", "processed_at")
+    list_filter = ("status", "type", "livemode")
+    search_fields = ("event_id", "object_id")
+    actions = ["replay"]
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("billing.change_subscription")
+
+    @admin.action(description="Replay (idempotent)", permissions=["replay"])
+    def replay(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
+        results = []
+        for event in queryset.order_by("created", "id"):
+            try:
+                results.append(webhook_event_process(event_id=event.pk, force=True).status)
+            except Exception as exc:  # recorded on the event by the service; shown here
+                messages.error(request, f"{event.event_id}: {exc}")
+        messages.info(request, f"Replayed {len(results)} event(s): {', '.join(results) or 'none'}.")
+
+
+@admin.register(RevenueDashboard)
+class RevenueDashboardAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
+    """Opens the dashboard from the admin index; read-only, for anyone who may view subscriptions."""
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("billing.view_subscription")
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise DjangoPermissionDenied
+        return views.revenue_dashboard(request, **{**self.admin_site.each_context(request), "opts": self.model._meta})

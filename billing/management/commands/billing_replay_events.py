@@ -1,0 +1,60 @@
+"""Re-run stored Stripe events through the same, idempotent processing path as the webhook."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandParser
+
+from billing.management.commands._progress import progress_reporter
+from billing.models import WebhookEvent
+from billing.webhooks import webhook_event_process
+from ghostcrm.core.commands import ServiceCommand
+from ghostcrm.core.errors import NotFound, ValidationError
+
+STATUSES = [choice for choice, _ in WebhookEvent.Status.choices]
+
+
+class Command(ServiceCommand):
+    help = (
+        "Replay stored Stripe events. By default the failed and pending ones; --all includes processed and ignored "
+        "events (handlers are idempotent, so applied work is not applied twice)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--event", action="append", default=[], help="A Stripe event id (evt_...); repeatable.")
+        parser.add_argument(
+            "--status", action="append", choices=STATUSES, default=[], help="Only events in this status; repeatable."
+        )
+        parser.add_argument("--all", action="store_true", help="Every stored event, oldest first.")
+        parser.add_argument("--type", default="", help="Only events of this type, e.g. invoice.paid.")
+
+    def run(self, *args: Any, **options: Any) -> None:
+        events = WebhookEvent.objects.order_by("created", "id")
+        if options["event"]:
+            events = events.filter(event_id__in=options["event"])
+            missing = set(options["event"]) - set(events.values_list("event_id", flat=True))
+            if missing:
+                raise NotFound(f"No stored event with id {', '.join(sorted(missing))}.")
+        elif options["status"]:
+            events = events.filter(status__in=options["status"])
+        elif not options["all"]:
+            events = events.filter(status__in=[WebhookEvent.Status.FAILED, WebhookEvent.Status.PENDING])
+        if options["type"]:
+            events = events.filter(type=options["type"])
+        if options["all"] and options["status"]:
+            raise ValidationError("Use either --all or --status, not both.")
+        ids = list(events.values_list("pk", "event_id"))
+        step, close = progress_reporter(self.stdout, total=len(ids), label="replay")
+        counts: dict[str, int] = {}
+        for pk, event_id in ids:
+            try:
+                event = webhook_event_process(event_id=pk, force=True)
+                status = event.status
+            except Exception as exc:  # an unexpected error is recorded on the event; carry on with the others
+                status = f"error ({type(exc).__name__})"
+            counts[status] = counts.get(status, 0) + 1
+            step(f"{event_id} {status}")
+        close()
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing to replay"
+        self.stdout.write(f"Replayed {len(ids)} event(s): {summary}.")

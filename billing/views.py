@@ -1,0 +1,106 @@
+"""HTTP entry points: the Stripe webhook, the printable invoice and the revenue dashboard (thin callers)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import permission_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from billing import charts, selectors
+from billing.models import Invoice
+from billing.money import format_money, normalize_currency
+from billing.webhooks import webhook_event_receive
+from ghostcrm.core.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+
+@csrf_exempt  # Stripe cannot send a CSRF token; the signature on the raw body authenticates the request
+@require_POST
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    try:
+        receipt = webhook_event_receive(payload=request.body, signature=request.headers.get("Stripe-Signature"))
+    except ApplicationError as exc:
+        logger.warning("Stripe webhook refused: %s", exc.message)
+        return JsonResponse(exc.as_dict(), status=exc.http_status)
+    event = receipt.event
+    return JsonResponse(
+        {"received": True, "event": event.event_id, "status": event.status, "duplicate": receipt.duplicate}
+    )
+
+
+@staff_member_required
+@permission_required("billing.view_invoice", raise_exception=True)
+def invoice_print(request: HttpRequest, invoice_id: str) -> HttpResponse:
+    invoice = get_object_or_404(
+        Invoice.objects.select_related("customer", "customer__organization", "subscription__plan"), pk=invoice_id
+    )
+    lines = list(invoice.lines.select_related("tax_rate").order_by("created_at", "id"))
+    money = {
+        name: format_money(getattr(invoice, name), invoice.currency)
+        for name in ("subtotal", "tax", "total", "amount_due", "amount_paid", "amount_credited", "starting_balance")
+    }
+    money["amount_remaining"] = format_money(invoice.amount_remaining, invoice.currency)
+    rows = [
+        {
+            "line": line,
+            "amount": format_money(line.amount, line.currency),
+            "tax": format_money(line.tax_amount, line.currency),
+        }
+        for line in lines
+    ]
+    return render(
+        request,
+        "billing/invoice_print.html",
+        {"invoice": invoice, "rows": rows, "money": money, "credit_notes": invoice.credit_notes.all()},
+    )
+
+
+def revenue_dashboard(request: HttpRequest, **extra: Any) -> HttpResponse:
+    """The admin's revenue dashboard (opened from the "Revenue dashboard" entry under Billing)."""
+    requested = request.GET.get("currency")
+    try:
+        currency = normalize_currency(requested) if requested else None
+    except ApplicationError:
+        currency = None
+    summary = selectors.revenue_summary(currency=currency)
+    labels = [row.month for row in summary.months]
+    gains = [row.new + row.expansion + row.reactivation for row in summary.months]
+    losses = [row.churn + row.contraction for row in summary.months]
+    context = {
+        **admin.site.each_context(request),
+        "title": "Revenue dashboard",
+        "summary": summary,
+        "mrr": format_money(summary.mrr, summary.currency),
+        "arr": format_money(summary.arr, summary.currency),
+        "past_due": format_money(summary.past_due_amount, summary.currency),
+        "rows": [
+            {
+                "row": row,
+                "new": format_money(row.new + row.reactivation, summary.currency),
+                "expansion": format_money(row.expansion, summary.currency),
+                "contraction": format_money(row.contraction, summary.currency),
+                "churn": format_money(row.churn, summary.currency),
+                "mrr_end": format_money(row.mrr_end, summary.currency),
+            }
+            for row in summary.months
+        ],
+        "top": [(name, format_money(value, summary.currency)) for name, value in summary.top_accounts],
+        "mrr_chart": charts.column_chart(
+            labels, [row.mrr_end for row in summary.months], currency=summary.currency, title="MRR at month end"
+        ),
+        "movement_chart": charts.diverging_chart(
+            labels, gains, losses, currency=summary.currency, title="New and churned MRR per month"
+        ),
+        "status_chart": charts.bar_chart(list(summary.by_status.items()), title="Subscriptions per state"),
+        "top_chart": charts.bar_chart(summary.top_accounts, title="Top accounts by MRR", currency=summary.currency),
+        **extra,
+    }
+    return render(request, "billing/revenue_dashboard.html", context)

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from billing.money import Money, format_money, from_minor, minor_units, parse_amount, round_minor, to_minor
+from ghostcrm.core.errors import ValidationError
+
+
+@pytest.mark.parametrize(("currency", "digits"), [("JPY", 0), ("KRW", 0), ("USD", 2), ("eur", 2), ("GBP", 2),
+                                                  ("KWD", 3), ("BHD", 3), ("CLF", 4)])  # fmt: skip
+def test_minor_units_follow_iso_4217(currency: str, digits: int) -> None:
+    assert minor_units(currency) == digits
+
+
+def test_major_to_minor_and_back() -> None:
+    assert to_minor("12.50", "EUR") == 1250
+    assert to_minor(Decimal("1200"), "JPY") == 1200
+    assert to_minor("1.234", "KWD") == 1234
+    assert from_minor(1250, "EUR") == Decimal("12.50")
+    assert from_minor(1200, "JPY") == Decimal("1200")
+    assert from_minor(1234, "KWD") == Decimal("1.234")
+    assert format_money(123456789, "EUR") == "1\u202f234\u202f567.89 EUR"
+    assert format_money(-500, "JPY") == "-500 JPY"
+
+
+def test_half_even_rounding_at_line_level() -> None:
+    assert [round_minor(Decimal(x)) for x in ("0.5", "1.5", "2.5", "-0.5", "-1.5", "2.4999", "2.5001")] == [
+        0, 2, 2, 0, -2, 2, 3
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "code"),
+    [
+        ("12.505", "EUR", "amount_scale"),
+        ("100.5", "JPY", "amount_scale"),
+        ("1.2345", "KWD", "amount_scale"),
+        ("-1.00", "EUR", "negative_amount"),
+        ("twelve", "EUR", "invalid_amount"),
+        ("NaN", "EUR", "invalid_amount"),
+        ("10", "XYZ", "unknown_currency"),
+        ("10", "", "unknown_currency"),
+        (12.5, "EUR", "float_amount"),
+    ],
+)
+def test_bad_amounts_are_refused_with_a_reason(amount: object, currency: str, code: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        to_minor(amount, currency)
+    assert caught.value.code == code
+    assert caught.value.message
+
+
+def test_negative_allowed_only_when_asked() -> None:
+    assert parse_amount("-3.10", "USD", allow_negative=True) == Decimal("-3.10")
+
+
+def test_money_refuses_mixed_currencies_and_floats() -> None:
+    total = Money(1000, "EUR") + Money(250, "eur")
+    assert total == Money(1250, "EUR") and str(total) == "12.50 EUR"
+    with pytest.raises(ValidationError) as caught:
+        Money(1, "EUR") + Money(1, "USD")
+    assert caught.value.code == "currency_mismatch"
+    with pytest.raises(ValidationError):
+        Money(1.5, "EUR")  # type: ignore[arg-type]
+    assert Money.of("19.99", "USD").minor == 1999

@@ -99,11 +99,15 @@ def test_failed_transition_keeps_the_reason_and_active_sets_activated_at() -> No
         )
     organization.refresh_from_db()
     assert organization.last_error == "bad template"
-    services.organization_transition(organization_id=organization.pk, to_status=Status.PENDING, actor=ACTOR, step="retry")
+    services.organization_transition(
+        organization_id=organization.pk, to_status=Status.PENDING, actor=ACTOR, step="retry"
+    )
     services.organization_transition(
         organization_id=organization.pk, to_status=Status.PROVISIONING, actor=ACTOR, step="provision"
     )
-    services.organization_transition(organization_id=organization.pk, to_status=Status.ACTIVE, actor=ACTOR, step="activate")
+    services.organization_transition(
+        organization_id=organization.pk, to_status=Status.ACTIVE, actor=ACTOR, step="activate"
+    )
     organization.refresh_from_db()
     assert organization.last_error == "" and organization.activated_at is not None
 

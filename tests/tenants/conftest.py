@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import django_rq
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import connections
+from rq import SimpleWorker
+from rq.registry import FailedJobRegistry, FinishedJobRegistry
+
+from ghostcrm.audit.services import Actor
+from tenants import services
+from tenants.models import Organization
+
+ACTOR = Actor.system("test")
+TEMPLATES = Path(settings.BASE_DIR) / "migrations_sql" / "client-provisioning"
+
+
+@pytest.fixture(autouse=True)
+def _isolation(settings: Any, tmp_path: Path) -> None:
+    # Retries in tests run at once (no scheduler needed); exports go to the test's own folder.
+    settings.PROVISIONING_RETRY_INTERVALS = [0, 0]
+    settings.TENANT_BACKUPS_DIR = tmp_path / "backups"
+
+
+@pytest.fixture
+def run_worker(redis_conn: Any) -> Callable[[], int]:
+    """Run the provisioning queue in this process until it is empty (RQ's burst mode); returns jobs run."""
+
+    def run() -> int:
+        queue = django_rq.get_queue("provisioning")
+        registries = (FinishedJobRegistry(queue=queue), FailedJobRegistry(queue=queue))
+        before = sum(registry.count for registry in registries)
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        return sum(registry.count for registry in registries) - before
+
+    return run
+
+
+@pytest.fixture
+def request_organization() -> Callable[..., Organization]:
+    def make(name: str = "ACME Corp", email: str = "admin@acme.test", **kwargs: Any) -> Organization:
+        return services.organization_request(name=name, admin_email=email, actor=ACTOR, **kwargs)
+
+    return make
+
+
+def tenant_conninfo(**overrides: Any) -> dict[str, Any]:
+    params = connections[settings.TENANT_DB_ALIAS].settings_dict
+    info = {
+        "host": params["HOST"] or "127.0.0.1",
+        "port": params["PORT"] or 5432,
+        "user": params["USER"] or None,
+        "password": params["PASSWORD"] or None,
+        "dbname": params["NAME"],
+        "autocommit": True,
+    }
+    info.update(overrides)
+    return info
+
+
+def tenant_query(query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """A query on a connection of its own, so it sees only committed state."""
+    with psycopg.connect(**tenant_conninfo()) as conn:
+        return conn.execute(query, params or []).fetchall()
+
+
+@pytest.fixture
+def template_copy(tmp_path: Path, settings: Any) -> Iterator[Path]:
+    """A copy of the real templates in a folder the test may break; TENANT_TEMPLATES_DIR points at it."""
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    for template in sorted(TEMPLATES.glob("*.pgsql")):
+        (folder / template.name).write_text(template.read_text())
+    settings.TENANT_TEMPLATES_DIR = folder
+    yield folder
+
+
+@pytest.fixture(autouse=True)
+def _audit_chain_head(request: pytest.FixtureRequest) -> None:
+    """Transactional tests flush the main database, taking the audit chain's head row (made by a migration)."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    from ghostcrm.audit.models import AuditChainHead
+    from ghostcrm.audit.services import GENESIS_HASH
+
+    if marker.kwargs.get("transaction"):
+        request.getfixturevalue("transactional_db")
+    else:
+        request.getfixturevalue("db")
+    AuditChainHead.objects.get_or_create(pk=1, defaults={"sequence": 0, "hash": GENESIS_HASH})

@@ -1,0 +1,214 @@
+"""Provisioning end to end on real PostgreSQL and Redis with a real RQ worker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core import mail
+
+from ghostcrm.audit.models import AuditEvent
+from tenants.engine.services import tenant_roles
+from tenants.models import Domain, Operation, Organization, Tenant
+from tests.tenants.conftest import TEMPLATES, tenant_query
+
+Status = Organization.Status
+TENANT_DB = pytest.mark.django_db(databases=["default", "tenants"], transaction=True)
+STEPS = ["registry", "schema", "templates", "admin_user", "invitation"]
+
+
+def template_files(folder: Path = TEMPLATES) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.pgsql"))
+
+
+def schemas_like(prefix: str) -> list[str]:
+    return [r[0] for r in tenant_query("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", [prefix + "%"])]
+
+
+def assert_fully_provisioned(organization: Organization) -> None:
+    organization.refresh_from_db()
+    assert organization.status == Status.ACTIVE, organization.last_error
+    assert organization.activated_at is not None and organization.last_error == ""
+    schema = organization.schema_name
+    assert schemas_like(schema) == [schema]
+    ledger = tenant_query(
+        "SELECT filename FROM public.tenant_sql_ledger WHERE schema_name = %s AND success ORDER BY version", [schema]
+    )
+    assert [row[0] for row in ledger] == template_files(Path(settings.TENANT_TEMPLATES_DIR))
+    users = tenant_query(f'SELECT email, role FROM "{schema}".crm_users')  # noqa: S608 - a test's own schema
+    assert users == [(organization.admin_email, "admin")]
+    tenant = Tenant.objects.using("tenants").get(organization_id=organization.pk)
+    assert tenant.schema_name == schema
+    assert Domain.objects.using("tenants").filter(tenant=tenant, is_primary=True).count() == 1
+
+
+@TENANT_DB
+def test_api_request_to_active_schema_with_templates_admin_user_invitation_operations_and_audit(
+    run_worker: Callable[[], int], settings: Any
+) -> None:
+    from rest_framework.test import APIClient
+
+    from ghostcrm.accounts.models import Invitation
+    from ghostcrm.audit.services import Actor
+    from tenants.keys import service_key_create
+
+    key, raw = service_key_create(
+        name="signup", scopes=["organizations:write", "organizations:read"], actor=Actor.system("test")
+    )
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    response = api.post(
+        "/api/v1/organizations/",
+        {"client_name": "ACME Corp", "admin_email": "Admin@ACME.test", "plan": "starter"},
+        format="json",
+    )
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["status"] == "pending" and body["status_url"].endswith(f"/api/v1/organizations/{body['id']}/")
+    assert run_worker() == 1
+
+    organization = Organization.objects.get(pk=body["id"])
+    assert_fully_provisioned(organization)
+    status = api.get(body["status_url"]).json()
+    assert status["status"] == "active" and status["activated_at"] and status["last_error"] == ""
+    assert [op["step"] for op in status["operations"]] == ["request", "provision", *STEPS, "activate"]
+    assert all(op["outcome"] == "success" for op in status["operations"])
+    assert all(op["duration_ms"] is not None for op in status["operations"])
+    job_ids = {op["job_id"] for op in status["operations"] if op["step"] in STEPS}
+    assert len(job_ids) == 1 and job_ids != {""}
+
+    invitation = Invitation.objects.get(organization_id=organization.pk)
+    assert (invitation.email, invitation.role) == ("admin@acme.test", "tenant_admin")
+    assert any("admin@acme.test" in message.to for message in mail.outbox)
+    actions = set(AuditEvent.objects.filter(organization_id=organization.pk).values_list("action", flat=True))
+    assert {"organization.request", "organization.provision", "organization.activate"} <= actions
+    assert {f"provisioning.{step}" for step in STEPS} <= actions
+    request_event = AuditEvent.objects.get(action="organization.request", organization_id=organization.pk)
+    assert (request_event.actor_type, request_event.actor_id) == ("api_key", str(key.pk))
+
+    # The operation endpoint shows one step.
+    op_id = status["operations"][2]["id"]
+    assert api.get(f"/api/v1/operations/{op_id}/").json()["step"] == "registry"
+
+
+@TENANT_DB
+def test_duplicate_jobs_and_a_rerun_leave_one_schema_and_one_invitation(
+    run_worker: Callable[[], int], request_organization: Callable[..., Organization]
+) -> None:
+    from ghostcrm.accounts.models import Invitation
+    from tenants import jobs
+
+    organization = request_organization()
+    jobs.enqueue(jobs.organization_provision_job, str(organization.pk))  # a duplicate of the on-commit job
+    assert run_worker() == 2
+    assert_fully_provisioned(organization)
+    # Re-running the steps on an active organisation changes nothing.
+    jobs.enqueue(jobs.organization_provision_job, str(organization.pk))
+    run_worker()
+    assert_fully_provisioned(organization)
+    assert Invitation.objects.filter(organization_id=organization.pk).count() == 1
+    assert Operation.objects.filter(organization=organization, step="registry").count() == 1
+
+
+@TENANT_DB
+def test_bad_template_fails_at_once_with_the_reason_then_retry_after_the_fix_goes_active(
+    run_worker: Callable[[], int], request_organization: Callable[..., Organization], template_copy: Path
+) -> None:
+    last = max(int(p.name.split("_", 1)[0]) for p in template_copy.glob("*.pgsql"))
+    broken = template_copy / f"{last + 1:03d}_widgets.pgsql"
+    broken.write_text("CREATE TABLE widgets (id uuid PRIMARY KEY);\nCREATE TABLE widgets_bad (id nosuchtype);\n")
+    organization = request_organization()
+    run_worker()
+    organization.refresh_from_db()
+    assert organization.status == Status.FAILED
+    assert broken.name in organization.last_error and "nosuchtype" in organization.last_error
+    failed = Operation.objects.get(organization=organization, step="templates")
+    assert failed.outcome == "failure" and "nosuchtype" in failed.error
+    # The failing file rolled back whole: nothing of it is in the schema.
+    assert not tenant_query(
+        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename LIKE 'widgets%%'", [organization.schema_name]
+    )
+    assert AuditEvent.objects.filter(action="organization.fail", outcome="failure").exists()
+
+    broken.write_text("CREATE TABLE widgets (id uuid PRIMARY KEY);\n")
+    from tenants import services
+    from tests.tenants.conftest import ACTOR
+
+    services.organization_retry(organization_id=organization.pk, actor=ACTOR, reason="template fixed")
+    run_worker()
+    assert_fully_provisioned(organization)
+    assert tenant_query(
+        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'widgets'", [organization.schema_name]
+    )
+    assert Operation.objects.filter(organization=organization, step="templates").count() == 2
+
+
+@TENANT_DB
+def test_transient_errors_are_retried_and_the_last_attempt_marks_failed(
+    run_worker: Callable[[], int], request_organization: Callable[..., Organization], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ghostcrm.core.errors import TransientError
+    from tenants import provisioning
+
+    calls: list[str] = []
+    real = provisioning._step_templates
+
+    def flaky(organization: Organization) -> str:
+        calls.append(organization.slug)
+        if len(calls) == 1:
+            raise TransientError("the tenant database restarted")
+        return real(organization)
+
+    monkeypatch.setattr(
+        provisioning, "STEPS", tuple((n, flaky if n == "templates" else f) for n, f in provisioning.STEPS)
+    )
+    organization = request_organization()
+    run_worker()
+    assert len(calls) == 2
+    assert_fully_provisioned(organization)
+    failures = Operation.objects.filter(organization=organization, step="templates", outcome="failure")
+    assert [op.error for op in failures] == ["the tenant database restarted"]
+
+    def always(organization: Organization) -> str:
+        raise TransientError("still down")
+
+    monkeypatch.setattr(provisioning, "STEPS", (("registry", always),))
+    other = request_organization(name="Beta Ltd", email="admin@beta.test")
+    run_worker()
+    other.refresh_from_db()
+    assert other.status == Status.FAILED
+    assert other.last_error == "Gave up after repeated transient errors: still down"
+    assert Operation.objects.filter(organization=other, step="registry", outcome="failure").count() == 3
+
+
+@TENANT_DB
+def test_invitation_accepted_stores_the_password_hash_on_the_crm_admin(
+    run_worker: Callable[[], int], request_organization: Callable[..., Organization]
+) -> None:
+    from ghostcrm.accounts.models import Invitation
+    from ghostcrm.accounts.signals import invitation_accepted
+
+    organization = request_organization()
+    run_worker()
+    invitation = Invitation.objects.get(organization_id=organization.pk)
+    invitation_accepted.send(sender=Invitation, invitation=invitation, password_hash="argon2$fake$hash")
+    rows = tenant_query(
+        f'SELECT password_hash FROM "{organization.schema_name}".crm_users WHERE email = %s',  # noqa: S608
+        [organization.admin_email],
+    )
+    assert rows == [("argon2$fake$hash",)]
+    assert AuditEvent.objects.filter(action="tenant_admin.password_set", organization_id=organization.pk).exists()
+
+
+@TENANT_DB
+def test_roles_follow_the_engine_naming(request_organization: Callable[..., Organization], run_worker: Any) -> None:
+    organization = request_organization()
+    run_worker()
+    roles = tenant_roles(organization.schema_name)
+    found = {
+        r[0] for r in tenant_query("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [[roles.owner, roles.app]])
+    }
+    assert found == {roles.owner, roles.app}

@@ -122,8 +122,12 @@ class Exporter:
         result = []
         for key in migration_plan(self.loader):
             migration = self.loader.graph.nodes[key]
-            script, state = self._export(migration, state)
+            script, state = self.export_migration(migration, state)
             result.append(script)
+        self.raise_problems()
+        return result
+
+    def raise_problems(self) -> None:
         if self.problems:
             raise ExportError(
                 "These migrations cannot be written as T-SQL without a live SQL Server:\n  - "
@@ -132,9 +136,9 @@ class Exporter:
                 "new database does not need it, or (for third-party migrations) document it in "
                 "ghostcrm/mssql/export.py DATA_ONLY_RUNPYTHON."
             )
-        return result
 
-    def _export(self, migration: Migration, state: ProjectState) -> tuple[MigrationScript, ProjectState]:
+    def export_migration(self, migration: Migration, state: ProjectState) -> tuple[MigrationScript, ProjectState]:
+        """The script of one migration applied on ``state``; problems are collected in ``self.problems``."""
         app, name = migration.app_label, migration.name
         script = MigrationScript(app, name)
         with self.connection.schema_editor(collect_sql=True, atomic=False) as editor:

@@ -66,7 +66,8 @@ def tenant_conninfo(**overrides: Any) -> dict[str, Any]:
 def tenant_query(query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     """A query on a connection of its own, so it sees only committed state."""
     with psycopg.connect(**tenant_conninfo()) as conn:
-        return conn.execute(query, params or []).fetchall()
+        cursor = conn.execute(query, params or [])
+        return cursor.fetchall() if cursor.description else []
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ def assert_fully_provisioned(organization: Organization) -> None:
         "SELECT filename FROM public.tenant_sql_ledger WHERE schema_name = %s AND success ORDER BY version", [schema]
     )
     assert [row[0] for row in ledger] == template_files(Path(settings.TENANT_TEMPLATES_DIR))
-    users = tenant_query(f'SELECT email, role FROM "{schema}".crm_users')  # noqa: S608 - a test's own schema
+    users = tenant_query(f'SELECT email, role FROM "{schema}".crm_users')
     assert users == [(organization.admin_email, "admin")]
     tenant = Tenant.objects.using("tenants").get(organization_id=organization.pk)
     assert tenant.schema_name == schema
@@ -196,7 +196,7 @@ def test_invitation_accepted_stores_the_password_hash_on_the_crm_admin(
     invitation = Invitation.objects.get(organization_id=organization.pk)
     invitation_accepted.send(sender=Invitation, invitation=invitation, password_hash="argon2$fake$hash")
     rows = tenant_query(
-        f'SELECT password_hash FROM "{organization.schema_name}".crm_users WHERE email = %s',  # noqa: S608
+        f'SELECT password_hash FROM "{organization.schema_name}".crm_users WHERE email = %s',
         [organization.admin_email],
     )
     assert rows == [("argon2$fake$hash",)]

@@ -1,0 +1,157 @@
+"""Suspend / resume at the PostgreSQL level, deprovision with export, retention purge, export and restore."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from ghostcrm.audit.models import AuditEvent
+from ghostcrm.core.errors import Conflict
+from ghostcrm.core.models import SystemSetting
+from tenants import provisioning, services
+from tenants.engine.services import tenant_roles
+from tenants.models import Domain, Organization, Tenant
+from tests.tenants.conftest import ACTOR, tenant_conninfo, tenant_query
+
+Status = Organization.Status
+TENANT_DB = pytest.mark.django_db(databases=["default", "tenants"], transaction=True)
+
+
+def connect_as_app(organization: Organization) -> psycopg.Connection:
+    roles = tenant_roles(organization.schema_name)
+    organization.refresh_from_db()
+    return psycopg.connect(**tenant_conninfo(user=roles.app, password=organization.app_role_password))
+
+
+@pytest.fixture
+def active(run_worker: Callable[[], int], request_organization: Callable[..., Organization]) -> Organization:
+    organization = request_organization()
+    run_worker()
+    organization.refresh_from_db()
+    assert organization.status == Status.ACTIVE, organization.last_error
+    return organization
+
+
+@TENANT_DB
+def test_suspend_blocks_the_tenant_login_and_ends_its_sessions_resume_restores_it(active: Organization) -> None:
+    session = connect_as_app(active)
+    assert session.execute("SELECT count(*) FROM crm_users").fetchone() == (1,)  # its search_path is its schema
+
+    services.organization_suspend(organization_id=active.pk, actor=ACTOR, reason="unpaid invoice")
+    active.refresh_from_db()
+    assert active.status == Status.SUSPENDED
+    with pytest.raises(psycopg.OperationalError, match="not permitted to log in"):
+        connect_as_app(active)
+    with pytest.raises(psycopg.OperationalError):  # the open session was terminated
+        session.execute("SELECT 1")
+    # No data was touched.
+    assert tenant_query(f'SELECT email FROM "{active.schema_name}".crm_users') == [(active.admin_email,)]
+    # Suspending twice is harmless (billing may ask again).
+    services.organization_suspend(organization_id=active.pk, actor=ACTOR, reason="again")
+    assert AuditEvent.objects.filter(action="organization.suspend", organization_id=active.pk).count() == 1
+
+    services.organization_resume(organization_id=active.pk, actor=ACTOR, reason="paid")
+    active.refresh_from_db()
+    assert active.status == Status.ACTIVE
+    with connect_as_app(active) as again:
+        assert again.execute("SELECT count(*) FROM crm_users").fetchone() == (1,)
+    steps = list(
+        active.operations.filter(step__in=["suspend", "resume"]).values_list("step", "from_status", "to_status")
+    )
+    assert sorted(steps) == [("resume", "suspended", "active"), ("suspend", "active", "suspended")]
+
+
+@TENANT_DB
+def test_suspend_of_a_pending_organisation_conflicts(request_organization: Callable[..., Organization]) -> None:
+    organization = request_organization()
+    with pytest.raises(Conflict):
+        services.organization_suspend(organization_id=organization.pk, actor=ACTOR, reason="x")
+    organization.refresh_from_db()
+    assert organization.status == Status.PENDING
+
+
+@TENANT_DB
+def test_deprovision_exports_then_deletes_and_the_retention_purge_drops_schema_roles_and_registry(
+    active: Organization, run_worker: Callable[[], int]
+) -> None:
+    services.organization_deprovision(organization_id=active.pk, actor=ACTOR, reason="contract ended")
+    active.refresh_from_db()
+    assert active.status == Status.DEPROVISIONING
+    run_worker()
+    active.refresh_from_db()
+    assert active.status == Status.DELETED
+    export = Path(active.export_path)
+    assert export.is_file()
+    text = export.read_text()
+    assert f"CREATE SCHEMA {active.schema_name};" in text and 'INSERT INTO public."tenant_sql_ledger"' in text
+    assert active.deleted_at is not None
+    assert active.purge_after is not None
+    assert abs((active.purge_after - active.deleted_at) - dt.timedelta(days=30)) < dt.timedelta(seconds=1)
+    # Deleted but within retention: the schema is still there, its login is not.
+    assert tenant_query("SELECT 1 FROM pg_namespace WHERE nspname = %s", [active.schema_name])
+    with pytest.raises(psycopg.OperationalError):
+        connect_as_app(active)
+    assert provisioning.organizations_reconcile()["purged"] == 0
+
+    Organization.objects.filter(pk=active.pk).update(purge_after=timezone.now() - dt.timedelta(seconds=1))
+    result = provisioning.organizations_reconcile()
+    assert result["purged"] == 1
+    active.refresh_from_db()
+    assert active.status == Status.PURGED
+    roles = tenant_roles(active.schema_name)
+    assert not tenant_query("SELECT 1 FROM pg_namespace WHERE nspname = %s", [active.schema_name])
+    assert not tenant_query("SELECT 1 FROM pg_roles WHERE rolname = ANY(%s)", [[roles.owner, roles.app]])
+    assert not Tenant.objects.using("tenants").filter(organization_id=active.pk).exists()
+    assert not Domain.objects.using("tenants").exists()
+    assert export.is_file()  # the export is kept
+    assert AuditEvent.objects.filter(action="organization.purge", organization_id=active.pk).exists()
+
+
+@TENANT_DB
+def test_retention_period_comes_from_system_settings(active: Organization, run_worker: Callable[[], int]) -> None:
+    SystemSetting.objects.create(key="provisioning.retention_days", value="0")
+    services.organization_deprovision(organization_id=active.pk, actor=ACTOR, reason="gone")
+    run_worker()
+    assert provisioning.organizations_reconcile()["purged"] == 1
+    active.refresh_from_db()
+    assert active.status == Status.PURGED
+
+
+@TENANT_DB
+def test_export_and_restore_commands_round_trip_a_schema(
+    active: Organization, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schema = active.schema_name
+    tenant_query(f"INSERT INTO \"{schema}\".crm_users (email, full_name, role) VALUES ('b@acme.test', 'B', 'member')")
+    target = tmp_path / "acme.sql"
+    call_command("tenants", "export", active.slug, "--output", str(target))
+    assert target.is_file() and "exported to" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("tenants", "restore", str(target))
+
+    tenant_query(f'DROP SCHEMA "{schema}" CASCADE')
+    call_command("tenants", "restore", str(target))
+    users = tenant_query(f'SELECT email, role FROM "{schema}".crm_users ORDER BY email')
+    assert users == [("admin@acme.test", "admin"), ("b@acme.test", "member")]
+    ledger = tenant_query("SELECT count(*) FROM public.tenant_sql_ledger WHERE schema_name = %s AND success", [schema])
+    assert ledger[0][0] >= 1
+    with connect_as_app(active) as session:  # the active organisation's CRM can log in to the restored schema
+        assert session.execute("SELECT count(*) FROM crm_users").fetchone() == (2,)
+    assert AuditEvent.objects.filter(action="tenant_sql.schema_restore", target_id=schema).exists()
+
+
+@TENANT_DB
+def test_restore_refuses_a_file_that_is_not_an_export(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.sql"
+    bogus.write_text("SELECT 1;\n")
+    with pytest.raises(CommandError, match="not a one-schema export"):
+        call_command("tenants", "restore", str(bogus))
+    with pytest.raises(CommandError, match="is not a file"):
+        call_command("tenants", "restore", str(tmp_path / "missing.sql"))

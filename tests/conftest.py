@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -113,6 +114,9 @@ def login_with_verified_otp(client: Any, user: Any) -> Any:
     client.force_login(user)
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    # As after a real sign-in, the password was just typed: pages that change e-mail, password or MFA open
+    # without asking for it again (they do after ACCOUNTS_REAUTH_MAX_AGE).
+    session["_gc_reauth_at"] = time.time()
     session.save()
     return client
 

@@ -23,7 +23,7 @@ from ghostcrm.accounts.models import UserSession
 REAUTH_VIEW_NAMES = frozenset(
     {
         "admin:accounts_user_change",
-        "admin:accounts_user_password_change",
+        "admin:auth_user_password_change",
         "admin:password_change",
         "admin:otp_totp_totpdevice_change",
         "admin:otp_totp_totpdevice_delete",

@@ -1,0 +1,152 @@
+"""Faults: a worker killed mid-job then finished by the reconciler; concurrent requests for one client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connections
+
+from ghostcrm.core.models import SystemSetting
+from tenants import provisioning, services
+from tenants.models import Operation, Organization
+from tests.tenants.conftest import ACTOR, tenant_query
+from tests.tenants.test_provisioning import assert_fully_provisioned, schemas_like
+
+Status = Organization.Status
+TENANT_DB = pytest.mark.django_db(databases=["default", "tenants"], transaction=True)
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 60, what: str) -> Any:
+    """Poll until ``predicate`` is truthy (bounded); the tests never sleep for a fixed time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def database_url(alias: str) -> str:
+    params = connections[alias].settings_dict
+    auth = params["USER"] or "postgres"
+    if params["PASSWORD"]:
+        auth += f":{params['PASSWORD']}"
+    return f"postgres://{auth}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{params['NAME']}"
+
+
+def start_worker(hold: str) -> subprocess.Popen[bytes]:
+    """A real worker process (``manage.py rqworker --burst``, single process) on this test's databases."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "ghostcrm.settings_test",
+        "MAIN_DATABASE_URL": database_url("default"),
+        "TENANT_DATABASE_URL": database_url(settings.TENANT_DB_ALIAS),
+        "REDIS_URL": settings.RQ_QUEUES["provisioning"]["URL"],
+        "GHOSTCRM_PROVISION_HOLD": hold,
+    }
+    command = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "rqworker", "provisioning", "--burst",
+               "--worker-class", "rq.SimpleWorker"]  # fmt: skip
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+@TENANT_DB
+def test_worker_killed_mid_job_is_finished_by_the_reconciler_without_a_half_schema(
+    tmp_path: Path, run_worker: Callable[[], int], request_organization: Callable[..., Organization]
+) -> None:
+    organization = request_organization()
+    worker = start_worker(f"schema:{tmp_path}")
+    try:
+        pid = int(wait_for(lambda: (tmp_path / "reached").exists() and (tmp_path / "reached").read_text(),
+                           what="the worker to reach the hold point"))  # fmt: skip
+        assert pid == worker.pid
+        os.kill(pid, signal.SIGKILL)
+        assert worker.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+
+    # Killed after the schema step: the schema exists, no template is applied, the organisation is stuck.
+    organization.refresh_from_db()
+    assert organization.status == Status.PROVISIONING
+    assert schemas_like(organization.schema_name) == [organization.schema_name]
+    assert not tenant_query("SELECT 1 FROM public.tenant_sql_ledger WHERE schema_name = %s", [organization.schema_name])
+    # The dead worker's database session (and its advisory lock) goes away with it.
+    wait_for(
+        lambda: not tenant_query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s",
+                                 [provisioning.ADVISORY_NAMESPACE]),
+        what="the killed worker's lock to be released",
+    )  # fmt: skip
+
+    assert provisioning.organizations_reconcile()["requeued"] == 0  # not stuck yet by the 15-minute default
+    SystemSetting.objects.create(key="provisioning.stuck_after_minutes", value="0")
+    assert provisioning.organizations_reconcile()["requeued"] == 1
+    run_worker()
+    assert_fully_provisioned(organization)
+    reconcile = Operation.objects.get(organization=organization, step="reconcile")
+    assert reconcile.job_id and "re-enqueued" in reconcile.message
+    assert Operation.objects.filter(organization=organization, step="schema", outcome="success").count() == 2
+
+
+@TENANT_DB
+def test_a_busy_organisation_is_left_to_the_worker_holding_its_lock(
+    request_organization: Callable[..., Organization], run_worker: Callable[[], int]
+) -> None:
+    import psycopg
+
+    from tests.tenants.conftest import tenant_conninfo
+
+    organization = request_organization()
+    with psycopg.connect(**tenant_conninfo()) as other:  # another worker's session holding the lock
+        key = provisioning._lock_key(organization.pk)
+        other.execute("SELECT pg_advisory_lock(%s, %s)", [provisioning.ADVISORY_NAMESPACE, key])
+        assert provisioning.organization_provision(organization_id=str(organization.pk)) == "busy"
+        organization.refresh_from_db()
+        assert organization.status == Status.PENDING
+        assert not schemas_like(organization.schema_name)
+    run_worker()
+    assert_fully_provisioned(organization)
+
+
+@TENANT_DB
+def test_concurrent_requests_for_one_client_make_one_organisation_and_one_schema(
+    run_worker: Callable[[], int],
+) -> None:
+    barrier = threading.Barrier(4)
+    results: list[Any] = []
+
+    def request(key: str | None) -> None:
+        try:
+            barrier.wait(timeout=30)
+            org = services.organization_request(
+                name="Globex", admin_email="it@globex.test", actor=ACTOR, idempotency_key=key
+            )
+            results.append(org.pk)
+        except Exception as exc:
+            results.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=request, args=(key,)) for key in (None, None, "k-1", "k-1")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(results) == 4 and all(not isinstance(r, Exception) for r in results), results
+    assert len(set(results)) == 1
+    assert Organization.objects.count() == 1
+    run_worker()
+    organization = Organization.objects.get()
+    assert_fully_provisioned(organization)
+    assert schemas_like("globex") == ["globex"]

@@ -74,7 +74,7 @@ def test_missing_or_bad_keys_get_401_json(header: str | None, code: str) -> None
 
 
 def test_a_wrong_secret_with_a_real_prefix_is_refused_and_audited(make_key: Callable[..., Any]) -> None:
-    key, raw = make_key()
+    _, raw = make_key()
     forged = raw[:-4] + ("AAAA" if not raw.endswith("AAAA") else "BBBB")
     response = _client(forged).get(LIST_URL)
     assert response.status_code == 401

@@ -1,0 +1,196 @@
+"""Admin: add an organisation, lifecycle actions with confirmation, operations inline, dashboard, service keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from ghostcrm.audit.models import AuditEvent
+from ghostcrm.audit.services import Actor
+from tenants import services
+from tenants.admin import time_to_active_chart
+from tenants.keys import KEY_RE
+from tenants.models import Operation, Organization, ServiceKey
+from tenants.selectors import percentile, provisioning_dashboard
+
+pytestmark = pytest.mark.django_db
+CHANGELIST = reverse("admin:tenants_organization_changelist")
+ADD = reverse("admin:tenants_organization_add")
+DASHBOARD = reverse("admin:tenants_provisioning_dashboard")
+
+
+@pytest.fixture(autouse=True)
+def _redis(redis_conn: Any) -> None:
+    """The dashboard reads the provisioning queue."""
+
+
+def _org(name: str = "ACME Corp", **updates: Any) -> Organization:
+    organization = services.organization_request(name=name, admin_email="admin@acme.test", actor=Actor.system("t"))
+    if updates:
+        Organization.objects.filter(pk=organization.pk).update(**updates)
+        organization.refresh_from_db()
+    return organization
+
+
+def test_adding_an_organisation_starts_provisioning_through_the_service(admin_session: Any) -> None:
+    response = admin_session.post(ADD, {"name": "ACME Corp", "admin_email": "Admin@ACME.test", "plan_code": "pro"})
+    assert response.status_code == 302, response.content
+    organization = Organization.objects.get()
+    assert (organization.slug, organization.admin_email, organization.status) == (
+        "acme-corp",
+        "admin@acme.test",
+        "pending",
+    )
+    assert Operation.objects.filter(organization=organization, step="request").count() == 1
+    event = AuditEvent.objects.get(action="organization.request")
+    assert event.actor_label == "root@ghostcrm.test"
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        ({"name": "Public", "admin_email": "a@b.test"}, "name", "reserved"),
+        ({"name": "ACME", "admin_email": "not-an-email"}, "admin_email", "valid"),
+        ({"name": "", "admin_email": "a@b.test"}, "name", "required"),
+    ],
+)
+def test_bad_input_shows_field_errors_and_creates_nothing(
+    admin_session: Any, data: dict[str, str], field: str, message: str
+) -> None:
+    response = admin_session.post(ADD, data)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert field in errors and message in " ".join(errors[field]).lower()
+    assert not Organization.objects.exists()
+
+
+def test_a_duplicate_name_is_a_field_error(admin_session: Any) -> None:
+    _org()
+    response = admin_session.post(ADD, {"name": "acme corp", "admin_email": "x@acme.test"})
+    assert response.status_code == 200
+    assert "already exists" in " ".join(response.context["adminform"].form.errors["name"])
+    assert Organization.objects.count() == 1
+
+
+def test_changelist_shows_badges_plan_and_time_to_active_and_filters(admin_session: Any) -> None:
+    now = timezone.now()
+    _org(status="active", plan_code="pro", created_at=now - dt.timedelta(seconds=42), activated_at=now)
+    _org("Globex", status="failed", last_error="boom")
+    page = admin_session.get(CHANGELIST).content.decode()
+    assert 'data-status="active"' in page and 'data-status="failed"' in page and "pro" in page
+    filtered = admin_session.get(CHANGELIST, {"status__exact": "failed"}).content.decode()
+    assert "Globex" in filtered and "ACME Corp" not in filtered
+    assert "Globex" in admin_session.get(CHANGELIST, {"q": "globex"}).content.decode()
+
+
+def test_lifecycle_action_asks_for_confirmation_then_calls_the_service(admin_session: Any) -> None:
+    organization = _org(status="failed", last_error="boom")
+    data = {"action": "retry_selected", "_selected_action": [str(organization.pk)]}
+    confirm = admin_session.post(CHANGELIST, data)
+    assert confirm.status_code == 200 and b"You are about to" in confirm.content
+    organization.refresh_from_db()
+    assert organization.status == "failed"  # nothing happened yet
+    done = admin_session.post(CHANGELIST, {**data, "confirm": "yes", "reason": "template fixed"})
+    assert done.status_code == 302
+    organization.refresh_from_db()
+    assert organization.status == "pending"
+    assert Operation.objects.get(organization=organization, step="retry").message == "template fixed"
+
+
+def test_a_refused_action_shows_the_reason(admin_session: Any) -> None:
+    organization = _org()
+    data = {"action": "resume_selected", "_selected_action": [str(organization.pk)], "confirm": "yes"}
+    response = admin_session.post(CHANGELIST, data, follow=True)
+    assert "cannot become active" in response.content.decode()
+    organization.refresh_from_db()
+    assert organization.status == "pending"
+
+
+def test_change_page_shows_operations_inline_with_durations_and_errors(admin_session: Any) -> None:
+    organization = _org()
+    services.organization_transition(organization_id=organization.pk, to_status="provisioning", actor=Actor.system("t"),
+                                     step="provision")  # fmt: skip
+    services.organization_transition(organization_id=organization.pk, to_status="failed", actor=Actor.system("t"),
+                                     step="fail", error="001_client_schema_template.pgsql failed")  # fmt: skip
+    page = admin_session.get(reverse("admin:tenants_organization_change", args=[organization.pk])).content.decode()
+    assert "001_client_schema_template.pgsql failed" in page and "0 ms" in page and "provision" in page
+
+
+def test_dashboard_renders_counts_queue_chart_and_failures_with_retry(admin_session: Any) -> None:
+    now = timezone.now()
+    for i, seconds in enumerate([10, 20, 30, 40, 100]):
+        activated = now - dt.timedelta(hours=1)
+        _org(
+            f"Client {i}", status="active", created_at=activated - dt.timedelta(seconds=seconds), activated_at=activated
+        )
+    failed = _org("Broken Co", status="failed", last_error="bad template", status_changed_at=now)
+    index = admin_session.get(reverse("admin:index")).content.decode()
+    assert reverse("admin:tenants_provisioningdashboard_changelist") in index
+    assert admin_session.get(reverse("admin:tenants_provisioningdashboard_changelist")).url == DASHBOARD
+    page = admin_session.get(DASHBOARD)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert '<svg class="gc-chart"' in html and 'class="p95"' in html and 'class="p50"' in html
+    assert "bad template" in html and reverse("admin:tenants_organization_retry", args=[failed.pk]) in html
+    stats = page.context["stats"]
+    assert stats.counts["active"] == 5 and stats.counts["failed"] == 1
+    assert stats.activated_last_day == 5
+    assert stats.p50_seconds == pytest.approx(30, abs=1) and stats.p95_seconds == pytest.approx(88, abs=1)
+    assert stats.queue["error"] == "" and stats.queue["queued"] >= 0
+    retried = admin_session.post(reverse("admin:tenants_organization_retry", args=[failed.pk]))
+    assert retried.status_code == 302
+    failed.refresh_from_db()
+    assert failed.status == "pending"
+
+
+def test_percentiles_and_chart_geometry() -> None:
+    assert percentile([], 0.5) is None
+    assert percentile([1, 2, 3, 4], 0.5) == 2.5
+    assert percentile([5], 0.95) == 5
+    start = timezone.now()
+    hourly = [{"start": start, "count": 0, "p50": None, "p95": None} for _ in range(24)]
+    hourly[3] = {"start": start, "count": 2, "p50": 10.0, "p95": 20.0}
+    chart = time_to_active_chart(hourly)
+    assert [bar["series"] for bar in chart["bars"]] == ["p95", "p50"]
+    p95, p50 = chart["bars"]
+    assert p95["h"] == pytest.approx(2 * p50["h"])  # bar height is proportional to the value
+    assert not chart["empty"]
+    assert provisioning_dashboard().activated_last_day == 0
+
+
+def test_service_key_admin_shows_the_key_once_and_revokes(admin_session: Any) -> None:
+    add = reverse("admin:tenants_servicekey_add")
+    response = admin_session.post(add, {"name": "signup-site", "scopes": ["organizations:write"]})
+    assert response.status_code == 200
+    raw = response.context["raw_key"]
+    assert KEY_RE.match(raw) and raw in response.content.decode()
+    key = ServiceKey.objects.get()
+    assert key.scopes == "organizations:write" and key.created_by is not None
+    # Shown once: the change page shows only the prefix.
+    page = admin_session.get(reverse("admin:tenants_servicekey_change", args=[key.pk])).content.decode()
+    assert raw not in page and f"gcrm_{key.prefix}_" in page
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert client.get("/api/v1/organizations/").status_code == 403  # write-only key
+    admin_session.post(reverse("admin:tenants_servicekey_changelist"),
+                       {"action": "revoke_selected", "_selected_action": [str(key.pk)]})  # fmt: skip
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    assert client.get("/api/v1/organizations/").json()["code"] == "key_revoked"
+
+
+def test_service_key_admin_refuses_bad_input(admin_session: Any) -> None:
+    add = reverse("admin:tenants_servicekey_add")
+    past = (timezone.now() - dt.timedelta(days=1)).strftime("%Y-%m-%d")
+    response = admin_session.post(add, {"name": "x", "scopes": ["organizations:read"], "expires_at_0": past,
+                                        "expires_at_1": "00:00:00"})  # fmt: skip
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors
+    response = admin_session.post(add, {"name": "x"})
+    assert "scopes" in response.context["adminform"].form.errors
+    assert not ServiceKey.objects.exists()

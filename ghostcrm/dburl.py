@@ -62,7 +62,7 @@ def parse_database_url(url: str, *, variable: str, postgres_engine: str) -> dict
         raise ImproperlyConfigured(
             f"{variable} has an invalid port in {redact(url)!r}; use a number such as 5432 or 1433."
         ) from None
-    query = {key.lower(): values[-1] for key, values in parse_qs(parts.query).items()}
+    query = {key.lower(): values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
 
     if scheme in {"sqlite", "sqlite3"}:
         path = unquote(parts.path)
@@ -87,7 +87,7 @@ def parse_database_url(url: str, *, variable: str, postgres_engine: str) -> dict
         config["ENGINE"] = postgres_engine
         options: dict[str, Any] = {}
         for key in ("sslmode", "connect_timeout", "application_name", "sslrootcert"):
-            if key in query:
+            if query.get(key):
                 options[key] = query[key]
         if options:
             config["OPTIONS"] = options

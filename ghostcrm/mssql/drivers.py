@@ -40,14 +40,13 @@ def installed_drivers() -> list[str]:
     return sorted(pyodbc.drivers())
 
 
-def _driver_in_settings() -> str:
-    options: dict[str, Any] = settings.DATABASES.get(DEFAULT_DB_ALIAS, {}).get("OPTIONS") or {}
-    return str(options.get("driver") or MSSQL_DEFAULT_DRIVER)
+def describe_driver_problem(exc: BaseException, database: dict[str, Any] | None = None) -> str | None:
+    """A sentence naming the missing ODBC piece and its install command, or None for other errors.
 
-
-def describe_driver_problem(exc: BaseException) -> str | None:
-    """A sentence naming the missing ODBC piece and its install command, or None for other errors."""
-    if settings.DATABASES.get(DEFAULT_DB_ALIAS, {}).get("ENGINE") != "mssql":
+    ``database`` is the main database's settings entry (default: ``settings.DATABASES["default"]``).
+    """
+    database = database if database is not None else settings.DATABASES.get(DEFAULT_DB_ALIAS, {})
+    if database.get("ENGINE") != "mssql":
         return None
     texts = [str(exc)]
     cause = exc.__cause__ or exc.__context__
@@ -61,7 +60,7 @@ def describe_driver_problem(exc: BaseException) -> str | None:
         )
     if not _DRIVER_MISSING.search(text):
         return None
-    driver = _driver_in_settings()
+    driver = str((database.get("OPTIONS") or {}).get("driver") or MSSQL_DEFAULT_DRIVER)
     installed = installed_drivers()
     found = f"installed ODBC drivers: {', '.join(installed)}" if installed else "no ODBC driver is installed"
     return (

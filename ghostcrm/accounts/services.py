@@ -634,6 +634,7 @@ def invitation_accept(
     acceptance sends ``invitation_accepted`` with the Argon2 hash inside this transaction, so a receiver
     that fails undoes the acceptance and the link still works.
     """
+    user: User | None = None
     with transaction.atomic():
         invitation = (
             Invitation.objects.select_for_update().filter(token_hash=selectors.token_hash(token or "")).first()
@@ -646,48 +647,61 @@ def invitation_accept(
         if gone:
             raise InvitationGone(gone)
         if (email or "").strip().lower() != invitation.email:
-            audit_record(
-                action="invitation.accept",
-                actor=Actor(AuditEvent.ActorType.USER, "", (email or "")[:255]),
-                target=invitation,
-                request=request,
-                outcome=AuditEvent.Outcome.DENIED,
-                message="E-mail address did not match the invitation.",
+            mismatch = invitation  # audited below, outside the transaction this error rolls back
+        else:
+            mismatch = None
+            user = _invitation_accept_locked(
+                invitation=invitation, password=password, first_name=first_name, last_name=last_name, request=request
             )
-            raise ValidationError(
-                "This invitation was sent to a different e-mail address; type the address it was sent to.",
-                extra={"fields": {"email": ["Does not match the invitation."]}},
-            )
-        probe = get_user_model()(email=invitation.email, first_name=first_name, last_name=last_name)
-        password_validate(password=password, user=probe)
-        user: User | None = None
-        if invitation.is_control_plane:
-            if User.objects.filter(email__iexact=invitation.email).exists():
-                raise Conflict(f"{invitation.email} already has an account; sign in instead.")
-            user = User.objects.create_user(
-                email=invitation.email,
-                password=password,
-                role=Role(invitation.role),
-                first_name=first_name[:150],
-                last_name=last_name[:150],
-            )
-            invitation.accepted_user = user
-        target = selectors.invitation_target_label(invitation=invitation)
-        invitation.state = Invitation.State.ACCEPTED
-        invitation.accepted_at = timezone.now()
-        invitation.save(update_fields=["state", "accepted_at", "accepted_user"])
+    if mismatch is not None:
         audit_record(
             action="invitation.accept",
-            actor=Actor(AuditEvent.ActorType.USER, str(user.pk) if user else "", invitation.email),
-            target=invitation,
+            actor=Actor(AuditEvent.ActorType.USER, "", (email or "")[:255]),
+            target=mismatch,
             request=request,
-            before={"state": "pending"},
-            after={"state": "accepted", "role": invitation.role},
-            message=f"{invitation.email} accepted the invitation to {target}.",
+            outcome=AuditEvent.Outcome.DENIED,
+            message="E-mail address did not match the invitation.",
         )
-        if not invitation.is_control_plane:
-            invitation_accepted.send(sender=Invitation, invitation=invitation, password_hash=make_password(password))
+        raise ValidationError(
+            "This invitation was sent to a different e-mail address; type the address it was sent to.",
+            extra={"fields": {"email": ["Does not match the invitation."]}},
+        )
     return invitation, user
+
+
+def _invitation_accept_locked(
+    *, invitation: Invitation, password: str, first_name: str, last_name: str, request: HttpRequest | None
+) -> User | None:
+    probe = get_user_model()(email=invitation.email, first_name=first_name, last_name=last_name)
+    password_validate(password=password, user=probe)
+    user: User | None = None
+    if invitation.is_control_plane:
+        if User.objects.filter(email__iexact=invitation.email).exists():
+            raise Conflict(f"{invitation.email} already has an account; sign in instead.")
+        user = User.objects.create_user(
+            email=invitation.email,
+            password=password,
+            role=Role(invitation.role),
+            first_name=first_name[:150],
+            last_name=last_name[:150],
+        )
+        invitation.accepted_user = user
+    target = selectors.invitation_target_label(invitation=invitation)
+    invitation.state = Invitation.State.ACCEPTED
+    invitation.accepted_at = timezone.now()
+    invitation.save(update_fields=["state", "accepted_at", "accepted_user"])
+    audit_record(
+        action="invitation.accept",
+        actor=Actor(AuditEvent.ActorType.USER, str(user.pk) if user else "", invitation.email),
+        target=invitation,
+        request=request,
+        before={"state": "pending"},
+        after={"state": "accepted", "role": invitation.role},
+        message=f"{invitation.email} accepted the invitation to {target}.",
+    )
+    if not invitation.is_control_plane:
+        invitation_accepted.send(sender=Invitation, invitation=invitation, password_hash=make_password(password))
+    return user
 
 
 def invitations_expire(*, now: dt.datetime | None = None) -> int:

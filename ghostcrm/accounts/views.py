@@ -271,14 +271,14 @@ def invitation_view(request: HttpRequest, token: str) -> HttpResponse:
             )
         except ApplicationError as exc:
             fields = exc.extra.get("fields", {})
-            for name, errors in fields.items():
-                for error in errors if name != "password" else []:
-                    form.add_error(name if name in form.fields else None, error)
             if "password" in fields:
                 for error in fields["password"]:
                     form.add_error("password1", error)
-            if not fields:
+            else:
                 form.add_error(None, exc.message)
+                for name, errors in fields.items():
+                    for error in errors:
+                        form.add_error(name if name in form.fields else None, error)
             status = exc.http_status if exc.http_status != 404 else 400
         else:
             if user is not None:

@@ -8,6 +8,7 @@ Files are parsed with PostgreSQL's own parser (libpg_query, through pglast), nev
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pglast import ast, parse_sql
-from pglast.parser import ParseError, split
+from pglast.parser import ParseError, parse_sql_json, split
 from psycopg import sql
 
 from ghostcrm.core.errors import ValidationError
@@ -425,6 +426,46 @@ def template_lint(template: Template) -> list[LintProblem]:
     if template.no_transaction and not needs_no_transaction:
         add(0, "no-transaction-unneeded", "marked no-transaction but nothing in it needs that; drop the marker")
     return problems
+
+
+JSON_NON_TRANSACTIONAL = frozenset(NON_TRANSACTIONAL) | {"TransactionStmt"}
+_APPLY_CHECKED: dict[str, bool] = {}
+
+
+def template_apply_blocked(template: Template) -> bool:
+    """Fast check before applying: does the file hold anything that makes applying it unsafe?
+
+    Unknown placeholders, SQL that does not parse, transaction control, or non-transactional statements
+    in a file not marked so. Uses the parser's JSON output (several times faster than building pglast's
+    Python tree) and remembers the answer per checksum; ``template_lint`` explains what it found.
+    """
+    cached = _APPLY_CHECKED.get(template.checksum)
+    if cached is not None:
+        return cached
+    blocked = any(name not in PLACEHOLDERS for name in PLACEHOLDER_RE.findall(template.text))
+    if not blocked:
+        try:
+            tree = json.loads(parse_sql_json(_dummy_render(template.text)))
+        except ParseError:
+            tree, blocked = {}, True
+        statements = tree.get("stmts", [])
+        blocked = blocked or not statements
+        for raw in statements:
+            ((kind, node),) = raw["stmt"].items()
+            if kind == "TransactionStmt" or (
+                not template.no_transaction
+                and (
+                    kind in JSON_NON_TRANSACTIONAL
+                    or (kind in {"IndexStmt", "DropStmt"} and node.get("concurrent"))
+                    or (kind == "ReindexStmt" and "concurrently" in json.dumps(node.get("params", [])))
+                    or (kind == "AlterTableStmt" and '"concurrent": true' in json.dumps(node.get("cmds", [])))
+                )
+            ):
+                blocked = True
+    if len(_APPLY_CHECKED) > 1000:
+        _APPLY_CHECKED.clear()
+    _APPLY_CHECKED[template.checksum] = blocked
+    return blocked
 
 
 def statement_slices(text: str) -> list[tuple[int, int]]:

@@ -32,7 +32,15 @@ from psycopg import generators, pq, sql
 
 from ghostcrm.audit.services import Actor, audit_record
 from ghostcrm.core.errors import TransientError, ValidationError
-from tenants.engine.lint import Template, TemplateSet, statement_slices, template_lint, template_set_read
+from tenants.engine.lint import (
+    BLOCKING_RULES,
+    Template,
+    TemplateSet,
+    statement_slices,
+    template_apply_blocked,
+    template_lint,
+    template_set_read,
+)
 from tenants.engine.models import LEDGER_TABLE, TemplateApplication
 from tenants.schema_names import validate_schema_name
 
@@ -208,11 +216,8 @@ def template_set_for_apply(directory: Path | None) -> TemplateSet:
     templates = template_set_read(templates_directory(directory))
     blocking = templates.blocking_problems()
     for template in templates.templates:
-        blocking.extend(
-            p
-            for p in template_lint(template)
-            if p.rule in {"placeholder", "parse", "transaction-control", "non-transactional"}
-        )
+        if template_apply_blocked(template):
+            blocking.extend(p for p in template_lint(template) if p.rule in BLOCKING_RULES)
     if blocking:
         lines = "; ".join(str(p) for p in blocking[:5])
         more = f" (and {len(blocking) - 5} more)" if len(blocking) > 5 else ""
@@ -449,6 +454,7 @@ class SchemaApplier:
         self.applied_by = applied_by
         self.recycle_every = max(1, recycle_every)
         self.conn: psycopg.Connection[Any] | None = None
+        self.states: dict[str, SchemaState] = {}
         self.used = 0
         self.connections_opened = 0
 
@@ -472,7 +478,8 @@ class SchemaApplier:
         result = ApplyResult(schema=target.schema)
         try:
             conn = self._connection()
-            _apply_schema(conn, target=target, templates=self.templates, applied_by=self.applied_by, result=result)
+            _apply_schema(conn, target=target, templates=self.templates, applied_by=self.applied_by, result=result,
+                          state=self.states.get(target.schema))  # fmt: skip
         except TransientError as exc:
             result.error, result.transient = exc.message, True
         except _StatementFailed as exc:
@@ -487,24 +494,52 @@ class SchemaApplier:
         return result
 
 
+SCHEMA_STATE_SQL = f"""
+SELECT s, EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = s), EXISTS (SELECT 1 FROM pg_roles WHERE rolname = o),
+       a.versions, a.checksums
+FROM unnest(%s::text[], %s::text[]) AS t(s, o)
+LEFT JOIN LATERAL (
+    SELECT array_agg(l.version ORDER BY l.version) AS versions, array_agg(l.checksum ORDER BY l.version) AS checksums
+    FROM public.{LEDGER_TABLE} l WHERE l.schema_name = t.s AND l.success
+) a ON true
+"""
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    exists: bool
+    owner_exists: bool
+    applied: dict[int, str]  # version -> checksum of the successful ledger rows
+
+
+def schema_states(conn: psycopg.Connection[Any], schemas: Sequence[str]) -> dict[str, SchemaState]:
+    """Existence, owner role and applied versions of many schemas in one query (a rollout's starting point).
+
+    Each file still re-checks the ledger under the schema's lock, so a state read earlier is safe to use.
+    """
+    owners = [tenant_roles(s).owner for s in schemas]
+    rows = conn.execute(SCHEMA_STATE_SQL, [list(schemas), owners]).fetchall()
+    return {
+        row[0]: SchemaState(
+            exists=row[1], owner_exists=row[2], applied=dict(zip(row[3] or (), row[4] or (), strict=True))
+        )
+        for row in rows
+    }
+
+
 def _apply_schema(
-    conn: psycopg.Connection[Any], *, target: ApplyTarget, templates: TemplateSet, applied_by: str, result: ApplyResult
-) -> None:
+    conn: psycopg.Connection[Any], *, target: ApplyTarget, templates: TemplateSet, applied_by: str,
+    result: ApplyResult, state: SchemaState | None = None,
+) -> None:  # fmt: skip
     schema = target.schema
     roles = tenant_roles(schema)
-    row = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s),"
-        " EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s),"
-        f" (SELECT array_agg(version ORDER BY version) FROM public.{LEDGER_TABLE} WHERE schema_name = %s AND success),"
-        f" (SELECT array_agg(checksum ORDER BY version) FROM public.{LEDGER_TABLE} WHERE schema_name = %s AND success)",
-        [schema, roles.owner, schema, schema],
-    ).fetchone()
-    assert row is not None
-    if not row[0]:
+    if state is None:
+        state = schema_states(conn, [schema])[schema]
+    if not state.exists:
         raise ValidationError(f"Schema {schema} does not exist; create it first (schema_create / --create-schema).")
-    if not row[1]:
+    if not state.owner_exists:
         raise ValidationError(f"Schema {schema} has no owner role {roles.owner}; run schema_create for it first.")
-    applied = dict(zip(row[2] or (), row[3] or (), strict=True))
+    applied = state.applied
     by_version = templates.by_version
     drift = [v for v, checksum in applied.items() if v in by_version and by_version[v].checksum != checksum]
     if drift:
@@ -530,20 +565,36 @@ def _apply_schema(
 
 
 def _ledger_insert(
-    template: Template, *, schema: str, applied_by: str, duration_ms: int, success: bool,
+    template: Template, *, schema: str, applied_by: str, duration_ms: int | None, success: bool,
     failed: FailedFile | None = None,
 ) -> sql.Composable:  # fmt: skip
-    """The ledger INSERT, with values quoted by psycopg (it joins the file's transaction in one round trip)."""
+    """The ledger INSERT, with values quoted by psycopg (it joins the file's transaction in one round trip).
+
+    ``duration_ms=None``: measured by the server, from the start of the simple query holding the file.
+    """
+    duration: sql.Composable = (
+        sql.SQL("(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::int")
+        if duration_ms is None
+        else sql.Literal(duration_ms)
+    )
     values = [
-        schema, template.version, template.description[:200], template.filename, template.checksum,
-        applied_by[:150], duration_ms, success,
-        failed.sqlstate if failed else "", failed.error if failed else "", failed.statement if failed else "",
-        failed.line if failed else None,
-    ]  # fmt: skip
+        sql.Literal(schema),
+        sql.Literal(template.version),
+        sql.Literal(template.description[:200]),
+        sql.Literal(template.filename),
+        sql.Literal(template.checksum),
+        sql.Literal(applied_by[:150]),
+        duration,
+        sql.Literal(success),
+        sql.Literal(failed.sqlstate if failed else ""),
+        sql.Literal(failed.error if failed else ""),
+        sql.Literal(failed.statement if failed else ""),
+        sql.Literal(failed.line if failed else None),
+    ]
     return sql.SQL(
         "INSERT INTO public.{} (schema_name, version, description, filename, checksum, applied_by, duration_ms,"
         " success, sqlstate, error, failed_statement, failed_line, applied_at) VALUES ({}, clock_timestamp())"
-    ).format(sql.Identifier(LEDGER_TABLE), sql.SQL(", ").join(sql.Literal(v) for v in values))
+    ).format(sql.Identifier(LEDGER_TABLE), sql.SQL(", ").join(values))
 
 
 def _record_failure(
@@ -594,9 +645,15 @@ def _apply_file(
             _simple(conn, "ROLLBACK")
             result.already_applied += 1
             return True
+        # The file, then (only if every statement of it succeeded) its ledger row and COMMIT, in one round
+        # trip: a simple query stops at the first error. The file parsed (apply refuses files that do not),
+        # so nothing in it can swallow the tail; the newline ends a trailing `--` comment.
+        tail = sql.SQL("\n;RESET ROLE; {}; COMMIT").format(
+            _ledger_insert(template, schema=schema, applied_by=applied_by, duration_ms=None, success=True)
+        )
         started = time.monotonic()
         try:
-            _simple(conn, sql_text)
+            results = _simple(conn, sql_text + tail.as_string(conn))
         except _StatementFailed as failure:
             duration_ms = int((time.monotonic() - started) * 1000)
             _simple(conn, "ROLLBACK")
@@ -604,16 +661,8 @@ def _apply_file(
                             applied_by=applied_by, duration_ms=duration_ms, result=result)  # fmt: skip
             return False
         duration_ms = int((time.monotonic() - started) * 1000)
-        if conn.pgconn.transaction_status != pq.TransactionStatus.INTRANS:
-            raise ValidationError(
-                f"{template.filename} ended the engine's transaction (COMMIT/ROLLBACK in a template)."
-            )
-        _simple(
-            conn,
-            sql.SQL("RESET ROLE; {}; COMMIT").format(
-                _ledger_insert(template, schema=schema, applied_by=applied_by, duration_ms=duration_ms, success=True)
-            ),
-        )
+        if conn.pgconn.transaction_status != pq.TransactionStatus.IDLE or not results:
+            raise ValidationError(f"{template.filename} left the engine's transaction in an unexpected state.")
     except BaseException:
         if not conn.closed and conn.pgconn.transaction_status in {
             pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR,
@@ -765,6 +814,15 @@ def schemas_apply(
 
         recycle_every = int(setting_value("tenant_sql.recycle_every"))
     started = time.monotonic()
+    states: dict[str, SchemaState] = {}
+    if targets:
+        conn = engine_connect()
+        try:
+            states = schema_states(conn, [t.schema for t in targets])
+        except psycopg.OperationalError as exc:
+            raise TransientError(f"Reading the tenants' ledger failed, the connection was lost: {exc}") from exc
+        finally:
+            conn.close()
     work: queue.SimpleQueue[ApplyTarget | None] = queue.SimpleQueue()
     for target in targets:
         work.put(target)
@@ -776,6 +834,7 @@ def schemas_apply(
 
     def worker() -> None:
         applier = SchemaApplier(templates=templates, applied_by=applied_by, recycle_every=recycle_every)
+        applier.states = states
         try:
             while (target := work.get()) is not None:
                 result = applier.apply(target)

@@ -127,3 +127,26 @@ def test_lint_command_prints_one_line_per_problem_and_exits_1(tmp_path: Path) ->
     ]
     clean = tenant_sql("lint", "--dir", str(FIXTURES / "basic"))
     assert clean.code == 0 and "3 template(s)" in clean.out
+
+
+@pytest.mark.parametrize(
+    ("text", "blocked"),
+    [
+        ("CREATE TABLE a (id bigint);\n", False),
+        ("-- tenant_sql: no-transaction\nCREATE INDEX CONCURRENTLY i ON a (id);\n", False),
+        ("CREATE INDEX CONCURRENTLY i ON a (id);\n", True),
+        ("REINDEX (CONCURRENTLY) INDEX i;\n", True),
+        ("ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY;\n", True),
+        ("CREATE TABLE a (id bigint);\nCOMMIT;\nCREATE TABLE b (id bigint);\n", True),
+        ("GRANT SELECT ON a TO ${reader};\n", True),
+        ("SELECT FROM FROM;\n", True),
+        ("-- only a comment\n", True),
+    ],
+)
+def test_apply_time_check_matches_the_blocking_rules(tmp_path: Path, text: str, blocked: bool) -> None:
+    from tenants.engine.lint import BLOCKING_RULES, template_apply_blocked, template_lint, template_set_read
+
+    directory = write(tmp_path / "t", {"001_x.pgsql": text})
+    (template,) = template_set_read(directory).templates
+    assert template_apply_blocked(template) is blocked
+    assert any(p.rule in BLOCKING_RULES for p in template_lint(template)) is blocked

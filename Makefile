@@ -6,7 +6,7 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432
 TEST_ENV := MAIN_DATABASE_URL=$(PG_URL)/ghostcrm_main TENANT_DATABASE_URL=$(PG_URL)/ghostcrm_tenants \
 	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} GHOSTCRM_ENV=development
 
-.PHONY: demo test test-postgres test-sqlite lint format services system-deps bench clean
+.PHONY: demo test test-postgres test-sqlite lint format services system-deps bench clean worker
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,6 +23,11 @@ system-deps:
 
 services:
 	@scripts/services.sh
+
+# The RQ worker (queues provisioning, default, billing, with RQ's scheduler for retries) and the cron
+# scheduler for settings.PERIODIC_JOBS (the provisioning reconciler, the retention purge, ...).
+worker: $(VENV)/.installed
+	$(PY) manage.py run_worker
 
 demo: $(VENV)/.installed system-deps
 	$(PY) scripts/demo.py

@@ -150,3 +150,41 @@ def test_concurrent_requests_for_one_client_make_one_organisation_and_one_schema
     organization = Organization.objects.get()
     assert_fully_provisioned(organization)
     assert schemas_like("globex") == ["globex"]
+
+
+@TENANT_DB
+def test_lost_redis_is_harmless_the_run_worker_cron_reconciles_and_provisions(
+    redis_conn: Any, request_organization: Callable[..., Organization]
+) -> None:
+    organization = request_organization()
+    redis_conn.flushdb()  # Redis lost its queue: the organisation row is the source of truth
+    SystemSetting.objects.create(key="provisioning.stuck_after_minutes", value="0")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "ghostcrm.settings_test",
+        "MAIN_DATABASE_URL": database_url("default"),
+        "TENANT_DATABASE_URL": database_url(settings.TENANT_DB_ALIAS),
+        "REDIS_URL": settings.RQ_QUEUES["provisioning"]["URL"],
+    }
+    worker = subprocess.Popen(
+        [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "run_worker", "provisioning"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(
+            lambda: Organization.objects.filter(pk=organization.pk, status=Status.ACTIVE).exists(),
+            timeout=120,
+            what="the cron reconciler and the worker to provision the organisation",
+        )
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    assert_fully_provisioned(organization)
+    assert Operation.objects.filter(organization=organization, step="reconcile").exists()

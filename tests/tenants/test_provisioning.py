@@ -212,3 +212,31 @@ def test_roles_follow_the_engine_naming(request_organization: Callable[..., Orga
         r[0] for r in tenant_query("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [[roles.owner, roles.app]])
     }
     assert found == {roles.owner, roles.app}
+
+
+@TENANT_DB
+def test_a_job_timeout_marks_the_organisation_failed_with_the_reason(
+    run_worker: Callable[[], int], request_organization: Callable[..., Organization], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rq.timeouts import JobTimeoutException
+
+    from ghostcrm.core.models import SystemSetting
+    from tenants import jobs, provisioning
+
+    def stuck(organization: Organization) -> str:
+        raise JobTimeoutException("Task exceeded maximum timeout value (45 seconds)")
+
+    monkeypatch.setattr(provisioning, "STEPS", (("registry", stuck),))
+    SystemSetting.objects.create(key="provisioning.job_timeout_seconds", value="45")
+    organization = request_organization()
+    job_id = Operation.objects.filter(organization=organization).values_list("job_id", flat=True).first()
+    assert job_id == ""  # the request itself ran outside any job
+    import django_rq
+
+    queued = django_rq.get_queue("provisioning").jobs
+    assert [job.timeout for job in queued] == [45]
+    run_worker()
+    organization.refresh_from_db()
+    assert organization.status == Status.FAILED
+    assert "JobTimeoutException" in organization.last_error and "45 seconds" in organization.last_error
+    assert jobs.retries_left() == 0  # outside a job

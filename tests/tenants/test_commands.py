@@ -1,0 +1,140 @@
+"""Commands: provision_client (with --wait following a real worker), tenants list/show/actions, run_worker wiring."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import django_rq
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connections
+from django.test import override_settings
+
+from tenants.models import Organization
+from tests.tenants.test_faults import wait_for
+from tests.tenants.test_provisioning import assert_fully_provisioned
+
+TENANT_DB = pytest.mark.django_db(databases=["default", "tenants"], transaction=True)
+
+
+def provision_in_thread(*argv: str) -> tuple[threading.Thread, dict[str, Any]]:
+    """Run ``provision_client --wait`` in a thread (the worker needs the main thread for its signals)."""
+    outcome: dict[str, Any] = {"stdout": io.StringIO(), "stderr": io.StringIO(), "exit": 0}
+
+    def run() -> None:
+        try:
+            call_command("provision_client", *argv, "--wait", "--timeout", "120",
+                         stdout=outcome["stdout"], stderr=outcome["stderr"])  # fmt: skip
+        except SystemExit as exc:
+            outcome["exit"] = exc.code
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+@TENANT_DB
+def test_provision_client_wait_follows_progress_and_exits_0_when_active(run_worker: Callable[[], int]) -> None:
+    thread, outcome = provision_in_thread("--name", "ACME Corp", "--admin-email", "admin@acme.test", "--plan", "pro")
+    wait_for(lambda: django_rq.get_queue("provisioning").count, what="the job to be enqueued")
+    run_worker()
+    thread.join(timeout=120)
+    assert outcome["exit"] == 0, outcome["stderr"].getvalue()
+    out = outcome["stdout"].getvalue()
+    assert "is pending" in out and "templates" in out and "is active" in out
+    assert_fully_provisioned(Organization.objects.get(slug="acme-corp"))
+
+
+@TENANT_DB
+def test_provision_client_wait_exits_1_with_the_reason_when_provisioning_fails(
+    run_worker: Callable[[], int], template_copy: Path
+) -> None:
+    last = max(int(p.name.split("_", 1)[0]) for p in template_copy.glob("*.pgsql"))
+    (template_copy / f"{last + 1:03d}_bad.pgsql").write_text("CREATE TABLE oops (id nosuchtype);\n")
+    thread, outcome = provision_in_thread("--name", "ACME Corp", "--admin-email", "admin@acme.test")
+    wait_for(lambda: django_rq.get_queue("provisioning").count, what="the job to be enqueued")
+    run_worker()
+    thread.join(timeout=120)
+    assert outcome["exit"] == 1
+    assert "failed" in outcome["stderr"].getvalue() and "nosuchtype" in outcome["stderr"].getvalue()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--name", "ACME", "--admin-email", "nope"], "not a valid e-mail"),
+        (["--name", "Public", "--admin-email", "a@b.test"], "reserved"),
+        (["--name", "  ", "--admin-email", "a@b.test"], "name"),
+    ],
+)
+def test_provision_client_refuses_bad_input_before_creating_anything(argv: list[str], message: str) -> None:
+    with pytest.raises(CommandError, match=message):
+        call_command("provision_client", *argv)
+    assert not Organization.objects.exists()
+
+
+@pytest.mark.django_db
+def test_tenants_list_show_and_actions(capsys: pytest.CaptureFixture[str], redis_conn: Any) -> None:
+    call_command("provision_client", "--name", "ACME Corp", "--admin-email", "admin@acme.test")
+    call_command("provision_client", "--name", "Globex", "--admin-email", "it@globex.test")
+    Organization.objects.filter(slug="globex").update(status="failed", last_error="boom")
+    capsys.readouterr()
+
+    call_command("tenants", "list", "--json")
+    listed = json.loads(capsys.readouterr().out)
+    assert sorted(o["slug"] for o in listed) == ["acme-corp", "globex"]
+    call_command("tenants", "list", "--status", "failed", "--json")
+    assert [o["slug"] for o in json.loads(capsys.readouterr().out)] == ["globex"]
+    call_command("tenants", "list")
+    table = capsys.readouterr().out
+    assert "acme-corp" in table and "boom" in table and "2 organisation(s)." in table
+
+    call_command("tenants", "show", "globex", "--json")
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "failed" and [op["step"] for op in shown["operations"]] == ["request"]
+
+    call_command("tenants", "retry", "globex", "--reason", "fixed")
+    assert "is pending" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="cannot become suspended"):
+        call_command("tenants", "suspend", "globex")
+    with pytest.raises(CommandError, match="no organisation with the slug"):
+        call_command("tenants", "show", "initech")
+    call_command("tenants", "deprovision", "acme-corp", "--reason", "cancelled")
+    assert Organization.objects.get(slug="acme-corp").status == "deprovisioning"
+
+
+@pytest.mark.django_db
+def test_periodic_jobs_registry_feeds_rq_cron() -> None:
+    from rq import cron
+
+    from tenants import jobs, periodic
+
+    resolved = periodic.periodic_jobs()
+    assert {"func": jobs.reconcile_job, "queue_name": "provisioning", "interval": 60}.items() <= resolved[0].items()
+    extra = [{"func": "tenants.jobs.reconcile_job", "queue": "provisioning", "interval": 60},
+             {"func": "tenants.jobs.reconcile_job", "queue": "default", "cron": "0 3 * * *"}]  # fmt: skip
+    with override_settings(PERIODIC_JOBS=extra):
+        scheduler = cron.CronScheduler(connection=django_rq.get_connection("provisioning"))
+        scheduler.load_config_from_file("tenants.periodic")
+        assert [(j.queue_name, j.interval, j.cron) for j in scheduler.get_jobs()] == [
+            ("provisioning", 60, None),
+            ("default", None, "0 3 * * *"),
+        ]
+    from django.core.exceptions import ImproperlyConfigured
+
+    for bad in (
+        [{"func": "tenants.jobs.reconcile_job", "queue": "nope", "interval": 60}],
+        [{"func": "tenants.jobs.missing", "queue": "default", "interval": 60}],
+        [{"func": "tenants.jobs.reconcile_job", "queue": "default"}],
+    ):
+        with override_settings(PERIODIC_JOBS=bad), pytest.raises(ImproperlyConfigured):
+            periodic.periodic_jobs()

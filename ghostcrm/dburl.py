@@ -27,7 +27,10 @@ MSSQL_OPTION_KEYS = {
     "encrypt",
     "trustservercertificate",
     "tds_version",
+    "isolation_level",
 }
+# mssql-django runs `SET TRANSACTION ISOLATION LEVEL <value>` with the value as written: only these.
+MSSQL_ISOLATION_LEVELS = {"READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SNAPSHOT", "SERIALIZABLE"}
 MSSQL_DEFAULT_DRIVER = "ODBC Driver 18 for SQL Server"
 FREETDS_DEFAULT_TDS_VERSION = "7.4"
 # Encrypt= values of the Microsoft ODBC drivers (17 and 18); FreeTDS spells its setting Encryption=.
@@ -110,8 +113,8 @@ def mssql_options(query: dict[str, str], *, variable: str) -> dict[str, Any]:
     if unknown:
         raise ImproperlyConfigured(
             f"{variable} has unknown parameters {sorted(unknown)}; allowed are "
-            "driver, Encrypt, TrustServerCertificate, TDS_Version, extra_params, dsn, host_is_server, "
-            "unicode_results and connection_timeout."
+            "driver, Encrypt, TrustServerCertificate, TDS_Version, isolation_level, extra_params, dsn, "
+            "host_is_server, unicode_results and connection_timeout."
         )
     driver = query.get("driver", MSSQL_DEFAULT_DRIVER).strip()
     if not driver:
@@ -158,6 +161,14 @@ def mssql_options(query: dict[str, str], *, variable: str) -> dict[str, Any]:
             extra.append(f"TrustServerCertificate={query['trustservercertificate'].strip()}")
     if extra:
         options["extra_params"] = ";".join(extra)
+    if "isolation_level" in query:
+        level = " ".join(query["isolation_level"].upper().replace("_", " ").split())
+        if level not in MSSQL_ISOLATION_LEVELS:
+            raise ImproperlyConfigured(
+                f"{variable} has isolation_level={query['isolation_level']!r}; use one of "
+                f"{', '.join(sorted(MSSQL_ISOLATION_LEVELS))} (spaces as + or _)."
+            )
+        options["isolation_level"] = level
     for key in ("dsn", "host_is_server", "unicode_results", "connection_timeout"):
         if key in query:
             value: Any = query[key]

@@ -49,6 +49,12 @@ def test_microsoft_driver_url_maps_to_options_and_connection_string() -> None:
     )
 
 
+def test_isolation_level_is_validated_before_mssql_django_formats_it_into_sql() -> None:
+    for spelling in ("read_committed", "READ+COMMITTED", "Read Committed"):
+        assert parse(f"mssql://a:b@sql/db?isolation_level={spelling}")["OPTIONS"]["isolation_level"] == "READ COMMITTED"
+    assert parse("mssql://a:b@sql/db?isolation_level=snapshot")["OPTIONS"]["isolation_level"] == "SNAPSHOT"
+
+
 def test_driver_defaults_to_odbc_driver_18() -> None:
     assert parse("mssql://app:pw@sql:1433/ghostcrm_main")["OPTIONS"] == {"driver": "ODBC Driver 18 for SQL Server"}
 
@@ -82,6 +88,7 @@ def test_freetds_url_gets_tds_version_and_talks_to_host_and_port() -> None:
         ("TrustServerCertificate=perhaps", "TrustServerCertificate='perhaps'; use yes or no"),
         ("connection_timeout=soon", "connection_timeout='soon'; use a number of seconds"),
         ("driver=", "empty driver="),
+        ("isolation_level=READ+COMMITTED;DROP+TABLE+x", "isolation_level='READ COMMITTED;DROP TABLE x'; use one of"),
         ("Driver=FreeTDS&tds=7.4", "unknown parameters ['tds']"),
     ],
 )

@@ -197,10 +197,6 @@ class SubscriptionAdmin(AuditedModelAdmin):
     actions = ["change_plan", "cancel_at_end", "renew_now"]
     readonly_fields = [f.name for f in Subscription._meta.fields] + ["upcoming_invoice"]
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # The detail page is read-only (changes go through the actions); the actions need "change".
-        return super().has_change_permission(request, obj)
-
     def get_urls(self) -> list[Any]:
         own = [
             path("start/", self.admin_site.admin_view(self.start_view), name="billing_subscription_start"),
@@ -213,7 +209,7 @@ class SubscriptionAdmin(AuditedModelAdmin):
         return own + super().get_urls()
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
-        return HttpResponseRedirect(reverse("admin:billing_subscription_start"))
+        return self.start_view(request)  # a subscription starts through the service, never a bare row
 
     @admin.display(description="MRR")
     def mrr_display(self, obj: Subscription) -> str:

@@ -158,7 +158,9 @@ class Customer(models.Model):
     balance = models.BigIntegerField(
         default=0, help_text="Minor units, Stripe's convention: negative is credit owed to the customer."
     )
-    balance_currency = models.CharField(max_length=3, blank=True, validators=[validate_currency_code])
+    balance_currency = models.CharField(
+        max_length=3, blank=True, choices=CURRENCY_CHOICES, validators=[validate_currency_code]
+    )
     suspended_for_nonpayment = models.BooleanField(
         default=False, help_text="Set when dunning suspended the tenant; a payment resumes it."
     )
@@ -247,7 +249,7 @@ class MrrMovement(models.Model):
     occurred_at = models.DateTimeField(db_index=True)
     kind = models.CharField(max_length=12, choices=Kind.choices)
     delta = models.BigIntegerField(help_text="Minor units per month; negative for contraction and churn.")
-    currency = models.CharField(max_length=3, validators=[validate_currency_code])
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, validators=[validate_currency_code])
 
     class Meta:
         ordering = ["occurred_at", "id"]
@@ -377,7 +379,7 @@ class InvoiceLine(models.Model):
     plan = models.ForeignKey(Plan, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     quantity = models.PositiveIntegerField(default=1)
     amount = models.BigIntegerField(help_text="Minor units, already rounded; negative for credits.")
-    currency = models.CharField(max_length=3, validators=[validate_currency_code])
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, validators=[validate_currency_code])
     period_start = models.DateTimeField(null=True, blank=True)
     period_end = models.DateTimeField(null=True, blank=True)
     tax_rate = models.ForeignKey(TaxRate, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -400,7 +402,7 @@ class CreditNote(models.Model):
     number = models.CharField(max_length=32, unique=True, editable=False)
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
     amount = models.BigIntegerField(validators=[validate_non_negative])
-    currency = models.CharField(max_length=3, validators=[validate_currency_code])
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, validators=[validate_currency_code])
     reason = models.CharField(max_length=200)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.ISSUED)
     refund = models.ForeignKey("Refund", null=True, blank=True, on_delete=models.PROTECT, related_name="credit_notes")
@@ -426,7 +428,7 @@ class Payment(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
     amount = models.BigIntegerField(validators=[validate_non_negative])
-    currency = models.CharField(max_length=3, validators=[validate_currency_code])
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, validators=[validate_currency_code])
     status = models.CharField(max_length=10, choices=Status.choices, db_index=True)
     method = models.CharField(max_length=14, choices=Method.choices, default=Method.MANUAL)
     provider_reference = models.CharField(
@@ -455,7 +457,7 @@ class Refund(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
     amount = models.BigIntegerField(validators=[MinValueValidator(1)])
-    currency = models.CharField(max_length=3, validators=[validate_currency_code])
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, validators=[validate_currency_code])
     reason = models.CharField(max_length=200)
     provider_reference = models.CharField(max_length=255, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

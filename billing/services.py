@@ -618,6 +618,7 @@ def payment_refund(
     amount: int | None = None,
     provider_reference: str | None = None,
     call_provider: bool = True,
+    at: dt.datetime | None = None,
 ) -> Refund:
     """Refund all or part of a successful payment, with a credit note on its invoice.
 
@@ -656,9 +657,8 @@ def payment_refund(
     payment.amount_refunded += amount
     payment.save(update_fields=["amount_refunded"])
     invoice = Invoice.objects.select_for_update().get(pk=payment.invoice_id)
-    year = timezone.now().year
     note = CreditNote(
-        number=_next_number(kind="CN", year=year),
+        number=_next_number(kind="CN", year=_now(at).year),
         invoice=invoice,
         amount=amount,
         currency=payment.currency,
@@ -683,8 +683,11 @@ def payment_refund(
 
 
 @transaction.atomic
-def credit_note_create(*, invoice_id: uuid.UUID | str, amount: int, reason: str, actor: Actor) -> CreditNote:
+def credit_note_create(
+    *, invoice_id: uuid.UUID | str, amount: int, reason: str, actor: Actor, at: dt.datetime | None = None
+) -> CreditNote:
     """Reduce what an open invoice asks for (a goodwill credit or a correction), with its own number."""
+    at = _now(at)
     invoice = _lock_invoice(invoice_id)
     if invoice.status != Invoice.Status.OPEN:
         raise Conflict(
@@ -702,7 +705,7 @@ def credit_note_create(*, invoice_id: uuid.UUID | str, amount: int, reason: str,
         raise ValidationError("Give a reason for the credit note.", code="reason_required")
     before = model_snapshot(invoice)
     note = CreditNote(
-        number=_next_number(kind="CN", year=timezone.now().year),
+        number=_next_number(kind="CN", year=at.year),
         invoice=invoice,
         amount=amount,
         currency=invoice.currency,
@@ -711,14 +714,14 @@ def credit_note_create(*, invoice_id: uuid.UUID | str, amount: int, reason: str,
     _clean_save(note)
     invoice.amount_credited += amount
     if invoice.amount_remaining == 0:
-        invoice.status, invoice.paid_at, invoice.next_payment_attempt = Invoice.Status.PAID, timezone.now(), None
+        invoice.status, invoice.paid_at, invoice.next_payment_attempt = Invoice.Status.PAID, at, None
     _clean_save(invoice)
     audit_record(action="billing.credit_note.create", actor=actor, target=note, after=model_snapshot(note))
     audit_record(
         action="billing.invoice.credit", actor=actor, target=invoice, before=before, after=model_snapshot(invoice)
     )
     if invoice.status == Invoice.Status.PAID:
-        _after_invoice_settled(invoice=invoice, actor=actor, at=timezone.now())
+        _after_invoice_settled(invoice=invoice, actor=actor, at=at)
     return note
 
 
@@ -1060,7 +1063,12 @@ def usage_reading_take(*, organization_id: uuid.UUID | str, at: dt.datetime | No
         " (SELECT count(*) FROM {schema}.contacts WHERE deleted_at IS NULL)"
     ).format(schema=sql.Identifier(schema))
     try:
-        with tenant_schema(schema) as connection, connection.cursor() as cursor:
+        # A savepoint when called inside a transaction: a missing table must not poison the caller's work.
+        with (
+            tenant_schema(schema) as connection,
+            transaction.atomic(using=connection.alias),
+            connection.cursor() as cursor,
+        ):
             cursor.execute(query.as_string(cursor.connection))
             seats, contacts = cursor.fetchone()
     except DatabaseError as exc:  # a missing schema or table: the tenant is not (fully) provisioned

@@ -298,6 +298,7 @@ def on_charge_refunded(data: dict[str, Any], obj: dict[str, Any]) -> str:
             amount=int(refund["amount"]),
             provider_reference=refund["id"],
             call_provider=False,
+            at=_ts(data["created"]),
         )
         applied += payment.refunds.count() - before
     return "" if applied else "refunds already recorded"

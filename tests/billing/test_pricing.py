@@ -22,7 +22,9 @@ TIERS = [Tier(5, 1000, 0), Tier(10, 800, 500), Tier(None, 600, 0)]
     ],
 )
 def test_tiered_prices(seats: int, graduated: int, volume: int) -> None:
-    assert plan_period_amount(scheme="tiered", unit_amount=0, quantity=seats, tiers=TIERS, mode="graduated") == graduated
+    assert (
+        plan_period_amount(scheme="tiered", unit_amount=0, quantity=seats, tiers=TIERS, mode="graduated") == graduated
+    )
     assert plan_period_amount(scheme="tiered", unit_amount=0, quantity=seats, tiers=TIERS, mode="volume") == volume
 
 

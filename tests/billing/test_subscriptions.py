@@ -122,7 +122,11 @@ def test_no_proration_changes_the_price_from_the_next_period(organization, plans
 def test_switching_to_yearly_resets_the_cycle_and_invoices_now(organization, plans) -> None:  # type: ignore[no-untyped-def]
     subscription = subscribe(organization, "basic")
     result = services.subscription_change(
-        subscription_id=subscription.pk, plan_code="yearly", proration_behavior="create_prorations", actor=ACTOR, at=HALF
+        subscription_id=subscription.pk,
+        plan_code="yearly",
+        proration_behavior="create_prorations",
+        actor=ACTOR,
+        at=HALF,
     )
     assert result.invoice is not None
     assert sorted(result.invoice.lines.values_list("amount", flat=True)) == [-1500, 120000]
@@ -138,7 +142,11 @@ def test_zero_decimal_currency_prorates_in_whole_yen(db) -> None:  # type: ignor
     organization = make_organization()
     subscription = subscribe(organization, "yen-small")
     result = services.subscription_change(
-        subscription_id=subscription.pk, plan_code="yen-large", proration_behavior="always_invoice", actor=ACTOR, at=HALF
+        subscription_id=subscription.pk,
+        plan_code="yen-large",
+        proration_behavior="always_invoice",
+        actor=ACTOR,
+        at=HALF,
     )
     assert result.invoice is not None and result.invoice.currency == "JPY"
     # 1001 / 2 = 500.5 -> 500 and 3003 / 2 = 1501.5 -> 1502: half-even, whole yen, per line.
@@ -194,7 +202,7 @@ def test_renewal_is_idempotent(organization, plans) -> None:  # type: ignore[no-
 
 
 def test_renewal_catches_up_every_missed_period(organization, plans) -> None:  # type: ignore[no-untyped-def]
-    subscription = subscribe(organization, "basic")
+    subscribe(organization, "basic")
     summary = services.renewals_run(actor=ACTOR, at=dt.datetime(2026, 4, 1, tzinfo=dt.UTC))
     assert (summary.processed, summary.changed, summary.failed) == (1, 1, 0)
     starts = Invoice.objects.filter(billing_reason="subscription_cycle").order_by("period_start")

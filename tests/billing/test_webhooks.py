@@ -1,0 +1,189 @@
+"""Stripe webhooks: signature on the raw body, store once, process once, out of order, replay."""
+
+from __future__ import annotations
+
+import json
+import time
+from io import StringIO
+from typing import Any
+
+import pytest
+import stripe
+from django.core.management import call_command
+from django.urls import reverse
+
+from billing import services
+from billing.models import Invoice, Payment, Subscription, WebhookEvent
+from tests.billing.conftest import ACTOR, T0, make_organization, make_plan
+
+pytestmark = pytest.mark.django_db
+SECRET = "whsec_test_secret_for_signing_locally"
+URL = "/billing/stripe/webhook/"
+
+
+@pytest.fixture(autouse=True)
+def stripe_secret(settings: Any) -> None:
+    settings.STRIPE_WEBHOOK_SECRET = SECRET
+
+
+def event(event_id: str, event_type: str, obj: dict[str, Any], created: int = 1_767_225_600) -> str:
+    return json.dumps(
+        {"id": event_id, "object": "event", "type": event_type, "created": created, "livemode": False,
+         "data": {"object": obj}}
+    )  # fmt: skip
+
+
+def deliver(client: Any, payload: str, *, secret: str = SECRET, timestamp: int | None = None) -> Any:
+    header = stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp=timestamp)
+    return client.post(URL, data=payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
+
+
+@pytest.fixture
+def open_invoice(db: Any) -> Invoice:
+    make_plan("basic", 3000)
+    organization = make_organization()
+    subscription = services.subscription_create(organization_id=organization.pk, plan_code="basic", actor=ACTOR, at=T0)
+    Subscription.objects.filter(pk=subscription.pk).update(provider_id="sub_123")
+    invoice = Invoice.objects.get(subscription=subscription)
+    return invoice
+
+
+def paid_event(invoice: Invoice, event_id: str = "evt_paid_1") -> str:
+    return event(
+        event_id,
+        "invoice.paid",
+        {"id": "in_123", "object": "invoice", "amount_paid": 3000, "payment_intent": "pi_123",
+         "metadata": {"gc_invoice_id": str(invoice.pk)}},
+    )  # fmt: skip
+
+
+def test_url_is_the_named_route() -> None:
+    assert reverse("billing:stripe-webhook") == URL
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["wrong_secret", "altered_body", "no_header", "too_old"],
+)
+def test_a_bad_signature_is_refused_and_nothing_is_stored(client: Any, open_invoice: Invoice, tamper: str) -> None:
+    payload = paid_event(open_invoice)
+    if tamper == "wrong_secret":
+        response = deliver(client, payload, secret="whsec_someone_else")
+    elif tamper == "altered_body":
+        header = stripe.WebhookSignature.generate_signature_header(payload, SECRET)
+        forged = payload.replace('"amount_paid": 3000', '"amount_paid": 1')
+        response = client.post(URL, data=forged, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
+    elif tamper == "no_header":
+        response = client.post(URL, data=payload, content_type="application/json")
+    else:
+        response = deliver(client, payload, timestamp=int(time.time()) - 301)  # outside the 300 s tolerance
+    assert response.status_code == 400
+    assert response.json()["code"] == "bad_signature"
+    assert WebhookEvent.objects.count() == 0 and Payment.objects.count() == 0
+    open_invoice.refresh_from_db()
+    assert open_invoice.status == "open"
+
+
+def test_without_a_secret_the_endpoint_is_off(client: Any, settings: Any, open_invoice: Invoice) -> None:
+    settings.STRIPE_WEBHOOK_SECRET = ""
+    response = deliver(client, paid_event(open_invoice))
+    assert response.status_code == 404 and response.json()["code"] == "not_configured"
+    assert WebhookEvent.objects.count() == 0
+    assert client.get(URL).status_code == 405
+
+
+def test_a_signed_event_is_stored_and_processed_once(client: Any, open_invoice: Invoice) -> None:
+    payload = paid_event(open_invoice)
+    first = deliver(client, payload)
+    assert first.status_code == 200 and first.json() == {
+        "received": True, "event": "evt_paid_1", "status": "processed", "duplicate": False
+    }  # fmt: skip
+    open_invoice.refresh_from_db()
+    assert (open_invoice.status, open_invoice.amount_paid, open_invoice.provider_id) == ("paid", 3000, "in_123")
+    payment = Payment.objects.get()
+    assert (payment.provider_reference, payment.method, payment.amount) == ("pi_123", "stripe", 3000)
+
+    again = deliver(client, payload)
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert WebhookEvent.objects.count() == 1 and Payment.objects.count() == 1
+    assert WebhookEvent.objects.get().attempts == 1
+
+    # The same payment announced by another event (invoice.payment_succeeded) is not recorded twice.
+    other = deliver(client, paid_event(open_invoice, "evt_paid_2").replace("invoice.paid", "invoice.payment_succeeded"))
+    assert other.json()["status"] == "ignored" and Payment.objects.count() == 1
+
+
+def test_a_late_failure_after_payment_is_ignored(client: Any, open_invoice: Invoice) -> None:
+    deliver(client, paid_event(open_invoice))
+    failed = event(
+        "evt_failed_old",
+        "invoice.payment_failed",
+        {"id": "in_123", "object": "invoice", "amount_due": 3000, "metadata": {"gc_invoice_id": str(open_invoice.pk)}},
+        created=1_767_225_000,
+    )
+    response = deliver(client, failed)
+    assert response.json()["status"] == "ignored"
+    assert WebhookEvent.objects.get(event_id="evt_failed_old").error.startswith("local invoice is paid")
+    assert list(Payment.objects.values_list("status", flat=True)) == ["succeeded"]
+
+
+def test_subscription_events_out_of_order(client: Any, open_invoice: Invoice) -> None:
+    def sub_event(event_id: str, status: str, created: int, quantity: int) -> str:
+        return event(
+            event_id,
+            "customer.subscription.updated",
+            {"id": "sub_123", "object": "subscription", "status": status, "cancel_at_period_end": False,
+             "items": {"data": [{"quantity": quantity, "current_period_start": 1_767_225_600,
+                                 "current_period_end": 1_769_904_000}]}},
+            created=created,
+        )  # fmt: skip
+
+    newer = deliver(client, sub_event("evt_sub_new", "past_due", 2_000_000_000, 3))
+    older = deliver(client, sub_event("evt_sub_old", "active", 1_900_000_000, 1))
+    assert newer.json()["status"] == "processed" and older.json()["status"] == "ignored"
+    subscription = Subscription.objects.get(provider_id="sub_123")
+    assert (subscription.status, subscription.seats, subscription.provider_updated) == ("past_due", 3, 2_000_000_000)
+    assert "stale" in WebhookEvent.objects.get(event_id="evt_sub_old").error
+
+
+def test_replay_processes_pending_events_and_never_twice(client: Any, open_invoice: Invoice) -> None:
+    # Stored, then the process died before processing it: the row is pending.
+    payload = paid_event(open_invoice, "evt_stranded")
+    WebhookEvent.objects.create(
+        event_id="evt_stranded", type="invoice.paid", object_id="in_123", created=1_767_225_600, payload=payload
+    )
+    out = StringIO()
+    call_command("billing_replay_events", stdout=out)
+    assert "Replayed 1 event(s): 1 processed." in out.getvalue()
+    open_invoice.refresh_from_db()
+    assert open_invoice.status == "paid" and Payment.objects.count() == 1
+
+    out = StringIO()
+    call_command("billing_replay_events", "--all", stdout=out)  # everything again: idempotent handlers
+    assert "Replayed 1 event(s): 1 ignored." in out.getvalue()
+    assert Payment.objects.count() == 1
+    assert WebhookEvent.objects.get().attempts == 2
+
+
+def test_replay_names_an_unknown_event() -> None:
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="No stored event with id evt_nope"):
+        call_command("billing_replay_events", "--event", "evt_nope", stdout=StringIO())
+
+
+def test_a_refund_in_stripe_becomes_a_refund_and_credit_note(client: Any, open_invoice: Invoice) -> None:
+    deliver(client, paid_event(open_invoice))
+    refunded = event(
+        "evt_refund",
+        "charge.refunded",
+        {"id": "ch_1", "object": "charge", "payment_intent": "pi_123",
+         "refunds": {"data": [{"id": "re_1", "amount": 1000, "status": "succeeded",
+                               "reason": "requested_by_customer"}]}},
+    )  # fmt: skip
+    assert deliver(client, refunded).json()["status"] == "processed"
+    assert deliver(client, refunded).json()["duplicate"] is True
+    payment = Payment.objects.get()
+    assert payment.amount_refunded == 1000
+    assert list(payment.refunds.values_list("provider_reference", "amount")) == [("re_1", 1000)]
+    assert open_invoice.credit_notes.get().number == "GC-CN-2026-000001"

@@ -35,6 +35,7 @@ RUN_ID = uuid.uuid4().hex[:6]
 ROLE_PREFIX = f"gcb{RUN_ID}"
 TENANT_URL = os.environ.get("TENANT_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ghostcrm_tenants")
 BENCH_DB = f"ghostcrm_bench_engine_{RUN_ID}"
+LOAD_AT_START = os.getloadavg()
 
 
 def _url_with_db(url: str, dbname: str) -> str:
@@ -117,14 +118,16 @@ def bench_apply_templates(tmp: Path, repeat: int) -> dict[str, Any]:
             for template in templates:
                 path = tmp / f"psql_{i}_{template.filename}"
                 path.write_text(
-                    template.render(owner_role=roles.owner, app_role=roles.app, tenant_id=scratch_tenant_id(psql_schema))
+                    template.render(
+                        owner_role=roles.owner, app_role=roles.app, tenant_id=scratch_tenant_id(psql_schema)
+                    )
                 )
                 files += ["-f", str(path)]
             # Same conditions as the engine: the tenant's search_path only, objects owned by its owner role.
             run_env = {**env, "PGOPTIONS": f"-c search_path={psql_schema} -c role={roles.owner}"}
             started = time.perf_counter()
-            subprocess.run(["psql", "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", *files], env=run_env, check=True,
-                           stdout=subprocess.DEVNULL)  # fmt: skip
+            psql = ["psql", "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", *files]
+            subprocess.run(psql, env=run_env, check=True, stdout=subprocess.DEVNULL)  # noqa: S603, S607
             psql_s.append(time.perf_counter() - started)
     finally:
         conn.close()
@@ -142,7 +145,7 @@ def _setup_tenants(n: int) -> list[str]:
     """N registered tenant schemas, each with its roles and a 100-row table, through the engine (001)."""
     from django.conf import settings
 
-    from tenants.engine.services import ApplyTarget, _schema_create_on, engine_connect, schemas_apply
+    from tenants.engine.services import _schema_create_on, engine_connect
     from tenants.models import Tenant
 
     schemas = [f"bench_t{i:05d}" for i in range(n)]
@@ -193,15 +196,16 @@ def _psql_rollout(schemas: list[str], column: str, version: int, tmp: Path) -> f
             _ddl(column).strip(),
             "INSERT INTO public.bench_psql_ledger (schema_name, version, description, filename, checksum, applied_by,"
             " duration_ms, success, sqlstate, error, failed_statement, applied_at) VALUES"
-            f" ('{schema}', {version}, 'psql', 'psql.pgsql', '{'0' * 64}', 'bench', 0, true, '', '', '', clock_timestamp());",
+            f" ('{schema}', {version}, 'psql', 'psql.pgsql', '{'0' * 64}', 'bench', 0, true, '', '', '',"
+            " clock_timestamp());",
             "COMMIT;",
         ]
     script = tmp / f"psql_rollout_{column}.sql"
     script.write_text("\n".join(lines) + "\n")
     env = _psql_env(os.environ["TENANT_DATABASE_URL"])
     started = time.perf_counter()
-    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(script)], env=env, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+    psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(script)]
+    subprocess.run(psql, env=env, check=True, stdout=subprocess.DEVNULL)  # noqa: S603, S607
     return time.perf_counter() - started
 
 
@@ -234,12 +238,23 @@ def bench_rollout_and_status(tmp: Path, n: int) -> dict[str, Any]:
     (directory / "004_note_c.pgsql").write_text(_ddl("note_c"))
     halves = [schemas[: n // 2], schemas[n // 2 :]]
     started = time.perf_counter()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "manage.py", "tenant_sql", "apply", "--tenants", ",".join(h), "--dir", str(directory),
-             "--json"], cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
+    commands = [
+        [
+            sys.executable,
+            "manage.py",
+            "tenant_sql",
+            "apply",
+            "--tenants",
+            ",".join(h),
+            "--dir",
+            str(directory),
+            "--json",
+        ]
         for h in halves
+    ]
+    procs = [
+        subprocess.Popen(command, cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # noqa: S603
+        for command in commands
     ]
     outputs = [p.communicate() for p in procs]
     figures["engine_2proc_s"] = time.perf_counter() - started
@@ -287,12 +302,15 @@ def write_report(a: dict[str, Any], c: dict[str, Any]) -> str:
         "# Template engine benchmark",
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()} "
-        f"({os.cpu_count()} cores, {platform.python_version()}, PostgreSQL on {urlsplit(TENANT_URL).hostname}), "
+        f"({os.cpu_count()} cores, Python {platform.python_version()}, PostgreSQL on {urlsplit(TENANT_URL).hostname}; "
+        f"load average {LOAD_AT_START[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end: "
+        "the machine is shared), "
         "by `python bench/engine_bench.py` (also run by `make bench`).",
         "",
         "| what | engine | psql | ratio | target |",
         "| --- | --- | --- | --- | --- |",
-        f"| (a) apply {', '.join(a['files'])} into a new schema (median of {a['repeat']}) | {a['engine_s'] * 1000:.0f} ms"
+        f"| (a) apply {', '.join(a['files'])} into a new schema (median of {a['repeat']}) "
+        f"| {a['engine_s'] * 1000:.0f} ms"
         f" | {a['psql_s'] * 1000:.0f} ms (`psql -1 -f`) | {a['ratio']:.2f}x | within 1.2x |",
         f"| (c) roll one file out to {n} schemas, `--jobs 1` | {c['engine_jobs1_s']:.2f} s | {c['psql_s']:.2f} s "
         f"| {c['engine_jobs1_ratio']:.2f}x | within 1.5x |",
@@ -308,7 +326,9 @@ def write_report(a: dict[str, Any], c: dict[str, Any]) -> str:
         "psql figure for (c): the mean of two psql runs (before and after the engine's), one session, per schema "
         "`BEGIN; SET LOCAL search_path; ALTER TABLE ... ADD COLUMN; CREATE INDEX (100-row table); ledger INSERT; "
         "COMMIT`. The engine's figure is the whole `tenant_sql apply --all --json` command: registry query, lint of "
-        "the directory, per schema a ledger read, advisory lock, SET LOCAL ROLE, the file, the ledger row; "
+        "the directory, one query for every schema's applied versions, then per schema one round trip (BEGIN, "
+        "SET LOCAL search_path, advisory lock, ledger check, SET LOCAL ROLE) and one more (the file, its ledger row, "
+        "COMMIT); "
         f"connections recycled every 300 schemas. Setting up {n} schemas' 100-row table through the engine "
         f"(`--jobs 2`): {c['setup_001_jobs2_s']:.2f} s.",
         "",

@@ -290,3 +290,19 @@ def test_connections_are_recycled(schema_name: str) -> None:
         applier.close()
     assert all(r.status == "applied" for r in results)
     assert applier.connections_opened == 3
+
+
+def test_project_templates_lint_clean_and_apply_once(pg: psycopg.Connection[Any], schema_name: str) -> None:
+    from django.conf import settings
+
+    from tenants.engine.lint import templates_lint
+
+    directory = Path(settings.TENANT_TEMPLATES_DIR)
+    linted = templates_lint(directory)
+    assert [str(p) for p in linted.problems] == []
+    assert [t.version for t in linted.templates] == list(range(1, len(linted.templates) + 1))
+    schema_create(schema=schema_name)
+    result = schema_apply(schema=schema_name)  # the default directory, as provisioning calls it
+    assert [a.version for a in result.applied] == [t.version for t in linted.templates]
+    assert "crm_users" in tables(pg, schema_name)
+    assert schema_apply(schema=schema_name).status == "up_to_date"

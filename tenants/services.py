@@ -303,21 +303,6 @@ def _same_client_or_conflict(existing: Organization, data: dict[str, str]) -> Or
     )
 
 
-def organization_register(*, organization: Organization, actor: Actor, request: HttpRequest | None = None) -> None:
-    """After the admin saved a new organisation: record the request and start provisioning on commit."""
-    Operation.objects.create(
-        organization=organization,
-        step="request",
-        to_status=organization.status,
-        outcome=Operation.Outcome.SUCCESS,
-        started_at=_now(),
-        finished_at=_now(),
-        duration_ms=0,
-        actor_label=actor.label,
-    )
-    provisioning_enqueue_on_commit(organization_id=organization.pk)
-
-
 # --- enqueueing --------------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from django.apps import apps as global_apps
 from django.db import router
 from django.db.migrations import Migration
 from django.db.migrations.loader import MigrationLoader
@@ -118,6 +119,7 @@ class Exporter:
         self.problems: list[str] = []
 
     def scripts(self) -> list[MigrationScript]:
+        self._check_unmigrated_apps()
         state = ProjectState(real_apps=self.loader.unmigrated_apps)
         result = []
         for key in migration_plan(self.loader):
@@ -126,6 +128,16 @@ class Exporter:
             result.append(script)
         self.raise_problems()
         return result
+
+    def _check_unmigrated_apps(self) -> None:
+        """Tables without migrations would be missing from the scripts (`migrate` skips them too)."""
+        for label in sorted(self.loader.unmigrated_apps):
+            for model in global_apps.get_app_config(label).get_models():
+                if model._meta.managed and router.allow_migrate_model(self.connection.alias, model):
+                    self.problems.append(
+                        f"{model._meta.label}: a main-database model whose app has no migrations; "
+                        f"run `python manage.py makemigrations {label}`"
+                    )
 
     def raise_problems(self) -> None:
         if self.problems:

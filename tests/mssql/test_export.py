@@ -336,3 +336,10 @@ def test_readme_in_the_scripts_folder_survives_a_rewrite(tmp_path: Path, generat
     assert removed == ["000_stale_0001_x.sql"]
     assert len(written) == len(generated)
     assert (tmp_path / "README.md").exists()
+
+
+def test_a_main_database_app_without_migrations_is_refused() -> None:
+    exporter = export.Exporter()
+    exporter.loader.unmigrated_apps = {*exporter.loader.unmigrated_apps, "audit"}
+    with pytest.raises(export.ExportError, match=r"audit\.AuditEvent: a main-database model whose app has no"):
+        exporter.scripts()

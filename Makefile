@@ -41,7 +41,7 @@ test-postgres:
 
 # The main-database tests again, main database on SQLite (the tenant database is PostgreSQL only).
 test-sqlite:
-	$(TEST_ENV) MAIN_DATABASE_URL=sqlite:///$(CURDIR)/var/test-main.sqlite3 $(PY) -m pytest -m "not tenant_db" $(PYTEST_ARGS)
+	$(TEST_ENV) MAIN_DATABASE_URL=sqlite:///$(CURDIR)/var/test-main.sqlite3 $(PY) -m pytest -m "not tenant_db and not server_db" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -1,6 +1,7 @@
 """Invoice numbers are sequential per year with no duplicates and no gaps, even under concurrent finalisation.
 
-Real threads, each with its own database connection, committing for real (``transaction=True``).
+Real threads, each with its own database connection, committing for real (``transaction=True``), on
+PostgreSQL (the same ``SELECT ... FOR UPDATE`` is ``WITH (UPDLOCK, ROWLOCK)`` on SQL Server).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from billing import services
 from billing.models import DocumentCounter, Invoice
 from tests.billing.conftest import ACTOR, T0, make_organization, make_plan
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# SQLite's in-memory test database answers concurrent writers with "table is locked" instead of waiting, so
+# these run on a server database (the `make test-sqlite` run leaves `server_db` out).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.server_db]
 
 
 def run_concurrently(calls: list[Callable[[], Any]]) -> list[Any]:

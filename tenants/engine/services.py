@@ -318,8 +318,7 @@ def _schema_create_on(conn: psycopg.Connection[Any], *, schema: str, app_passwor
         if roles.app not in existing:
             statements.append(sql.SQL("CREATE ROLE {} LOGIN").format(ident(roles.app)))
             changes.append(f"role {roles.app} created")
-        else:
-            statements.append(sql.SQL("ALTER ROLE {} LOGIN").format(ident(roles.app)))
+        # An existing app role keeps its LOGIN/NOLOGIN: a suspended tenant's role stays shut (tenants.roles).
         if app_password is not None:
             # Utility statements take no bind parameters: the password goes as a psycopg-quoted literal.
             statements.append(sql.SQL("ALTER ROLE {} PASSWORD {}").format(ident(roles.app), sql.Literal(app_password)))

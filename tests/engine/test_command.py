@@ -267,3 +267,11 @@ def test_schema_drop_removes_schema_roles_and_ledger(pg: psycopg.Connection[Any]
     assert ledger(pg, schema_name) == []
     schema_drop(schema=schema_name)  # idempotent, and a second drop changes nothing to audit
     assert AuditEvent.objects.filter(action="tenant_sql.schema_drop", target_id=schema_name).count() == 1
+
+
+def test_schema_create_again_leaves_a_disabled_app_role_disabled(pg: psycopg.Connection[Any], schema_name: str) -> None:
+    schema_create(schema=schema_name)
+    roles = tenant_roles(schema_name)
+    pg.execute(f'ALTER ROLE "{roles.app}" NOLOGIN')  # a suspended tenant
+    schema_create(schema=schema_name)
+    assert pg.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", [roles.app]).fetchone() == (False,)

@@ -183,6 +183,8 @@ TENANT_DOMAIN_SUFFIX = env.str("TENANT_DOMAIN_SUFFIX", default="tenants.ghostcrm
 # {"func": dotted path, "queue": RQ queue, and "interval": seconds or "cron": "m h dom mon dow"}.
 PERIODIC_JOBS: list[dict[str, object]] = [
     {"func": "tenants.jobs.reconcile_job", "queue": "provisioning", "interval": 60},
+    {"func": "ghostcrm.accounts.jobs.invitations_expire_job", "queue": "default", "interval": 900},
+    {"func": "ghostcrm.accounts.jobs.user_sessions_purge_job", "queue": "default", "interval": 3600},
 ]
 
 # --- Authentication ----------------------------------------------------------------------------------

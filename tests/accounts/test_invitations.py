@@ -289,3 +289,27 @@ def test_invite_user_command(capsys, organization):
         call_command("invite_user", "--email", "x@example.com", "--role", "tenant_admin")
     with pytest.raises(CommandError, match="not a UUID"):
         call_command("invite_user", "--email", "x@example.com", "--role", "tenant_admin", "--organization", "acme")
+
+
+def test_periodic_jobs_are_scheduled():
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    paths = {entry["func"] for entry in settings.PERIODIC_JOBS}
+    for path in ("ghostcrm.accounts.jobs.invitations_expire_job", "ghostcrm.accounts.jobs.user_sessions_purge_job"):
+        assert path in paths
+        assert callable(import_string(path))
+
+
+def test_session_purge_job_deletes_only_rows_past_the_absolute_timeout(staff_user):
+    from ghostcrm.accounts.models import UserSession
+
+    now = dt.datetime.now(dt.UTC)
+    old = UserSession.objects.create(
+        user=staff_user, session_key_hash="a" * 64, created_at=now - dt.timedelta(hours=14)
+    )
+    recent = UserSession.objects.create(
+        user=staff_user, session_key_hash="b" * 64, created_at=now - dt.timedelta(hours=2)
+    )
+    assert jobs.user_sessions_purge_job() == 1
+    assert not UserSession.objects.filter(pk=old.pk).exists() and UserSession.objects.filter(pk=recent.pk).exists()

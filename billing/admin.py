@@ -195,7 +195,7 @@ class SubscriptionAdmin(AuditedModelAdmin):
     search_fields = ("customer__name", "customer__email", "customer__organization__slug", "=id")
     list_select_related = ("customer", "plan")
     actions = ["change_plan", "cancel_at_end", "renew_now"]
-    readonly_fields = [f.name for f in Subscription._meta.fields] + ["upcoming_invoice"]
+    readonly_fields = ["change_plan_link", *[f.name for f in Subscription._meta.fields], "upcoming_invoice"]
 
     def get_urls(self) -> list[Any]:
         own = [
@@ -214,6 +214,11 @@ class SubscriptionAdmin(AuditedModelAdmin):
     @admin.display(description="MRR")
     def mrr_display(self, obj: Subscription) -> str:
         return format_money(selectors.subscription_mrr(obj), obj.plan.currency)
+
+    @admin.display(description="plan and seats")
+    def change_plan_link(self, obj: Subscription) -> str:
+        url = reverse("admin:billing_subscription_change_plan", args=[obj.pk])
+        return format_html('{} x {} <a class="button" href="{}">Change plan or seats…</a>', obj.plan, obj.seats, url)
 
     @admin.display(description="upcoming invoice")
     def upcoming_invoice(self, obj: Subscription) -> str:

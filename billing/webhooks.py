@@ -179,7 +179,7 @@ def on_invoice_payment_failed(data: dict[str, Any], obj: dict[str, Any]) -> str:
         return "no local invoice for this Stripe invoice"
     if invoice.status != Invoice.Status.OPEN:
         return f"local invoice is {invoice.status}: a late failure"
-    error = (obj.get("last_finalization_error") or {}).get("message") or "payment failed"
+    error = f"Stripe payment attempt {obj.get('attempt_count') or '?'} failed"
     payment = services.payment_failure_record(
         invoice_id=invoice.pk,
         amount=int(obj.get("amount_due") or 0),

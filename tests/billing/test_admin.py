@@ -128,3 +128,20 @@ def test_support_staff_cannot_finalise_or_refund(
     client.post("/admin/billing/invoice/", {"action": "mark_paid", ACTION_CHECKBOX_NAME: [invoice.pk]})
     invoice.refresh_from_db()
     assert invoice.status == "paid"
+
+
+def test_starting_a_subscription_from_the_admin(admin_session: Any) -> None:
+    make_plan("small", 1000, scheme="per_seat", seat_limit=5)
+    organization = make_organization(name="Initech")
+    plan = Plan.objects.get(code="small")
+    form = {"organization": organization.pk, "plan": plan.pk, "seats": "6", "trial_days": "", "billing_email": ""}
+    refused = admin_session.post("/admin/billing/subscription/add/", form)
+    assert "allows at most 5 seats (asked for 6)" in refused.content.decode()
+    assert not Subscription.objects.exists()
+    created = admin_session.post("/admin/billing/subscription/add/", {**form, "seats": "3"})
+    assert created.status_code == 302
+    subscription = Subscription.objects.get()
+    assert (subscription.seats, subscription.status) == (3, "active")
+    assert Invoice.objects.get(subscription=subscription).total == 3000
+    detail = admin_session.get(f"/admin/billing/subscription/{subscription.pk}/change/").content.decode()
+    assert "Change plan or seats" in detail and "upcoming invoice" in detail.lower()

@@ -26,6 +26,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,7 +92,9 @@ class Embedded:
 def _postgres_runner() -> tuple[Path, dict[str, Any]]:
     """pgserver's binaries, and subprocess arguments that run them as a non-root user (PostgreSQL refuses root)."""
     try:
-        from pgserver._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():  # pgserver's import asks platformdirs for a runtime dir it never uses here
+            warnings.simplefilter("ignore")
+            from pgserver._commands import POSTGRES_BIN_PATH
     except ImportError:
         raise DemoError(
             "nothing answers at the PostgreSQL address and the pgserver wheel is not installed; "
@@ -120,7 +123,7 @@ def start_embedded_postgres(host: str, port: int, user: str, embedded: Embedded)
         data.chmod(0o700)
     log = data / "server.log"
     if not (data / "PG_VERSION").exists():
-        say(f"initialising an embedded PostgreSQL in {data.relative_to(ROOT)}")
+        say(f"initialising an embedded PostgreSQL in {data}")
         subprocess.run(  # noqa: S603 - fixed binary, our own arguments
             [str(bin_dir / "initdb"), "-D", str(data), "-U", user or "postgres", "--auth=trust", "--encoding=UTF8"],
             check=True,

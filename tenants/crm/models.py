@@ -349,7 +349,9 @@ class StockMovement(TenantMirror):
     kind = models.TextField()
     quantity = models.DecimalField(max_digits=18, decimal_places=3)
     balance_after = models.DecimalField(max_digits=18, decimal_places=3)
-    moved_by = models.ForeignKey(CrmUser, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    moved_by = models.ForeignKey(
+        CrmUser, on_delete=models.DO_NOTHING, db_constraint=False, db_column="moved_by", related_name="+"
+    )
     moved_at = models.DateTimeField()
 
     class Meta(TenantMirror.Meta):

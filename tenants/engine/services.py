@@ -276,13 +276,13 @@ def _error_text(error: psycopg.Error) -> str:
     return "\n".join(parts)
 
 
-def _failing_statement(text: str, failure: _StatementFailed, *, offset: int = 0) -> tuple[str, int | None]:
+def _failing_statement(text: str, failure: _StatementFailed) -> tuple[str, int | None]:
     """The statement of ``text`` that failed and the line it starts on (Atlas-style "where it stopped")."""
     slices = statement_slices(text)
     position = failure.error.diag.statement_position
     chosen: tuple[int, int] | None = None
     if position and position.isdigit():
-        at = int(position) - 1 - offset
+        at = int(position) - 1  # 1-based, in characters of the query string; the file comes first in it
         chosen = next((s for s in slices if s[0] <= at < s[1] + 1), None)
     if chosen is None and failure.completed < len(slices):
         chosen = slices[failure.completed]
@@ -598,9 +598,9 @@ def _ledger_insert(
 
 def _record_failure(
     conn: psycopg.Connection[Any], *, schema: str, template: Template, sql_text: str, failure: _StatementFailed,
-    applied_by: str, duration_ms: int, result: ApplyResult, offset: int = 0,
+    applied_by: str, duration_ms: int, result: ApplyResult,
 ) -> None:  # fmt: skip
-    statement, line = _failing_statement(sql_text, failure, offset=offset)
+    statement, line = _failing_statement(sql_text, failure)
     failed = FailedFile(
         version=template.version,
         filename=template.filename,

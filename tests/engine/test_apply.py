@@ -46,6 +46,9 @@ def test_fresh_apply_creates_every_object_and_ledger_row(pg: psycopg.Connection[
         == 1
     )
     assert pg.execute("SELECT count(*) FROM pg_policies WHERE schemaname = %s", [schema_name]).fetchone()[0] == 1
+    assert pg.execute(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal", [f'"{schema_name}".accounts']
+    ).fetchall() == [("accounts_touch",)]
     indexes = {r[0] for r in pg.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", [schema_name])}
     assert {"events_account_idx", "notes_account_idx", "accounts_name_idx"} <= indexes
     # Nothing leaked into public through the search_path.

@@ -243,7 +243,7 @@ class InvitationAdmin(AuditedModelAdmin):
         }
         return TemplateResponse(request, "accounts/admin/invite.html", context)
 
-    @admin.action(description="Resend (new link; the old one stops working)")
+    @admin.action(description="Resend (new link; the old one stops working)", permissions=["add"])
     def resend(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
         self._each(
             request,
@@ -256,7 +256,7 @@ class InvitationAdmin(AuditedModelAdmin):
             ),
         )
 
-    @admin.action(description="Revoke")
+    @admin.action(description="Revoke", permissions=["add"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
         self._each(
             request,

@@ -114,6 +114,8 @@ class SessionSecurityMiddleware:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated or services.reauth_is_recent(request=request):
             return None
+        if not user.is_verified():
+            return None  # the second factor comes first: the MFA gate or the view sends it there
         if request.method == "GET":
             return _redirect_with_next("accounts:reauth", request)
         # A form posted without a recent confirmation: confirm, then come back to the page it came from.

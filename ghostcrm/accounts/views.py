@@ -6,12 +6,15 @@ Views are thin: each calls one service and renders the outcome.
 from __future__ import annotations
 
 import base64
+import functools
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import segno
 from django.contrib import admin, messages
 from django.contrib.auth import REDIRECT_FIELD_NAME, authenticate
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -42,6 +45,23 @@ def _safe_next(request: HttpRequest, candidate: str | None = None) -> str:
     ):
         return value
     return reverse("admin:index")
+
+
+def verified_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Logged in *and* past the second factor; otherwise to the second-factor step."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        user = request.user
+        if not user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not user.is_verified():  # type: ignore[union-attr,attr-defined]
+            return HttpResponseRedirect(
+                f"{reverse('accounts:mfa')}?{urlencode({REDIRECT_FIELD_NAME: request.get_full_path()})}"
+            )
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def _locked(request: HttpRequest, username: str) -> HttpResponse | None:
@@ -166,7 +186,7 @@ def mfa_enrol_view(request: HttpRequest) -> HttpResponse:
 @sensitive_post_parameters("password")
 @csrf_protect
 @never_cache
-@login_required
+@verified_required
 @require_http_methods(["GET", "POST"])
 def reauth_view(request: HttpRequest) -> HttpResponse:
     next_url = _safe_next(request)
@@ -187,7 +207,7 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
 
 @csrf_protect
 @never_cache
-@login_required
+@verified_required
 @require_http_methods(["GET"])
 def security_view(request: HttpRequest) -> HttpResponse:
     user = request.user
@@ -206,7 +226,7 @@ def security_view(request: HttpRequest) -> HttpResponse:
 
 @csrf_protect
 @never_cache
-@login_required
+@verified_required
 @require_http_methods(["POST"])
 def backup_codes_view(request: HttpRequest) -> HttpResponse:
     codes = services.backup_codes_generate(user=request.user, request=request)  # type: ignore[arg-type]
@@ -219,7 +239,7 @@ def backup_codes_view(request: HttpRequest) -> HttpResponse:
 
 @csrf_protect
 @never_cache
-@login_required
+@verified_required
 @require_http_methods(["POST"])
 def mfa_reset_view(request: HttpRequest) -> HttpResponse:
     user = request.user

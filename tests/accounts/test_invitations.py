@@ -313,3 +313,17 @@ def test_session_purge_job_deletes_only_rows_past_the_absolute_timeout(staff_use
     )
     assert jobs.user_sessions_purge_job() == 1
     assert not UserSession.objects.filter(pk=old.pk).exists() and UserSession.objects.filter(pk=recent.pk).exists()
+
+
+def test_support_staff_cannot_invite_resend_or_revoke(client, super_admin, staff_user):
+    from tests.conftest import login_with_verified_otp
+
+    invitation, _token = _invite(inviter=super_admin)
+    login_with_verified_otp(client, staff_user)
+    assert client.get(reverse("admin:accounts_invitation_changelist")).status_code == 200  # may view
+    assert client.get(reverse("admin:accounts_invitation_add")).status_code == 302
+    changelist = reverse("admin:accounts_invitation_changelist")
+    for action in ("resend", "revoke"):
+        client.post(changelist, {"action": action, "_selected_action": [invitation.pk]})
+    invitation.refresh_from_db()
+    assert invitation.state == Invitation.State.PENDING and invitation.send_count == 1

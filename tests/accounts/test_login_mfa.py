@@ -159,3 +159,21 @@ def test_open_redirect_refused(client, staff_user):
     )
     response = client.post(reverse("accounts:mfa"), {"code": totp_code(device)})
     assert response.url == reverse("admin:index")
+
+
+def test_password_step_expires_after_ten_minutes(client, staff_user):
+    device = enrol(staff_user)
+    with freeze_time("2026-11-24 12:00:00") as clock:
+        password_step(client, staff_user.email)
+        clock.tick(600 + 1)
+        response = client.post(reverse("accounts:mfa"), {"code": totp_code(device)})
+    assert response.status_code == 302 and response.url == reverse("accounts:login")
+    assert "_auth_user_id" not in client.session
+
+
+def test_own_security_pages_need_the_second_factor(client, staff_user):
+    client.force_login(staff_user)  # password-authenticated only
+    for name in ("accounts:security", "accounts:backup_codes", "accounts:mfa_reset", "accounts:reauth"):
+        response = client.post(reverse(name)) if name != "accounts:security" else client.get(reverse(name))
+        assert response.status_code == 302 and response.url.startswith(reverse("accounts:mfa")), name
+    assert not StaticDevice.objects.filter(user=staff_user).exists()

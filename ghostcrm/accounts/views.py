@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import segno
 from django.contrib import admin, messages
-from django.contrib.auth import REDIRECT_FIELD_NAME, authenticate
+from django.contrib.auth import REDIRECT_FIELD_NAME, authenticate, logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -80,7 +80,10 @@ def _locked(request: HttpRequest, username: str) -> HttpResponse | None:
 def login_view(request: HttpRequest) -> HttpResponse:
     next_url = _safe_next(request)
     if request.user.is_authenticated and request.user.is_verified():  # type: ignore[union-attr,attr-defined]
-        return HttpResponseRedirect(next_url)
+        if admin.site.has_permission(request):
+            return HttpResponseRedirect(next_url)
+        # Signed in but no longer allowed in the admin (staff flag removed): sign out rather than loop.
+        logout(request)
     form = LoginForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         email = form.cleaned_data["username"].strip().lower()
@@ -88,9 +91,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
         if getattr(request, "axes_locked_out", False):
             return lockout.lockout_response(request, None, {"username": email})
         if user is None or not user.is_staff:
-            form.add_error(
-                None, "The e-mail address or password is not correct. Both are case-sensitive except the e-mail."
-            )
+            form.add_error(None, "The e-mail address or password is not correct.")
         else:
             services.auth_preauth_begin(request=request, user=user, next_url=next_url)
             step = "accounts:mfa" if selectors.user_has_mfa(user=user) else "accounts:mfa_enrol"

@@ -83,3 +83,11 @@ def test_admin_login_url_sends_to_the_two_step_sign_in(client):
     response = client.get(reverse("admin:login") + "?next=/admin/audit/")
     assert response.status_code == 302
     assert response.url == reverse("accounts:login") + "?next=%2Fadmin%2Faudit%2F"
+
+
+def test_staff_flag_removed_mid_session_does_not_loop(admin_session, super_admin):
+    super_admin.is_staff = False
+    super_admin.save()
+    response = admin_session.get(reverse("admin:index"), follow=True)
+    assert response.redirect_chain[-1][0].startswith(reverse("accounts:login"))
+    assert response.status_code == 200 and "_auth_user_id" not in admin_session.session

@@ -309,3 +309,45 @@ def test_project_templates_lint_clean_and_apply_once(pg: psycopg.Connection[Any]
     assert [a.version for a in result.applied] == [t.version for t in linted.templates]
     assert "crm_users" in tables(pg, schema_name)
     assert schema_apply(schema=schema_name).status == "up_to_date"
+
+
+def test_connection_lost_mid_file_is_transient_and_the_next_schema_carries_on(
+    pg: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    directory = tmp_path / "t"
+    directory.mkdir()
+    # The file waits on a lock the test holds, so the test can end its connection while it runs.
+    (directory / "001_wait.pgsql").write_text("CREATE TABLE a (id bigint);\nSELECT pg_advisory_xact_lock(4242);\n")
+    first, second = new_schema_name(), new_schema_name()
+    for schema in (first, second):
+        schema_create(schema=schema)
+    pg.execute("SELECT pg_advisory_lock(4242)")
+    results: list[Any] = []
+    applier = SchemaApplier(templates=template_set_read(directory), applied_by="t")
+
+    def run() -> None:
+        results.append(applier.apply(ApplyTarget(schema=first, tenant_id="t")))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    pid = None
+    for _ in range(500):  # bounded poll until the file waits on the test's lock
+        row = pg.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted"
+        ).fetchone()
+        if row:
+            pid = row[0]
+            break
+        threading.Event().wait(0.01)
+    assert pid is not None
+    pg.execute("SELECT pg_terminate_backend(%s)", [pid])
+    thread.join(timeout=60)
+    pg.execute("SELECT pg_advisory_unlock(4242)")
+
+    (lost,) = results
+    assert lost.transient and "connection was lost" in lost.error and lost.failed is None
+    assert tables(pg, first) == set() and ledger(pg, first) == []  # nothing half-applied, nothing recorded
+    # The same worker reconnects for the next schema.
+    carried_on = applier.apply(ApplyTarget(schema=second, tenant_id="t"))
+    applier.close()
+    assert carried_on.status == "applied" and applier.connections_opened == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -275,3 +276,21 @@ def test_schema_create_again_leaves_a_disabled_app_role_disabled(pg: psycopg.Con
     pg.execute(f'ALTER ROLE "{roles.app}" NOLOGIN')  # a suspended tenant
     schema_create(schema=schema_name)
     assert pg.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", [roles.app]).fetchone() == (False,)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal(schema_name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from django.core.management import call_command
+
+    out = _Terminal()
+    call_command(
+        "tenant_sql", "apply", "--schema", schema_name, "--create-schema", "--dir", str(FIXTURES / "basic"), stdout=out
+    )
+    err = capsys.readouterr().err
+    assert "1/1" in err and "schema" in err  # tqdm's bar, on stderr
+    assert f"{schema_name}: applied" not in out.getvalue()  # no per-schema lines under a bar
+    assert "1 applied (3 file(s))" in out.getvalue()

@@ -294,3 +294,15 @@ def test_progress_bar_on_a_terminal(schema_name: str, capsys: pytest.CaptureFixt
     assert "1/1" in err and "schema" in err  # tqdm's bar, on stderr
     assert f"{schema_name}: applied" not in out.getvalue()  # no per-schema lines under a bar
     assert "1 applied (3 file(s))" in out.getvalue()
+
+
+def test_validate_reports_a_skipped_version(pg: psycopg.Connection[Any], schema_name: str) -> None:
+    schema_create(schema=schema_name)
+    schema_apply(schema=schema_name, directory=FIXTURES / "basic")
+    pg.execute("DELETE FROM public.tenant_sql_ledger WHERE schema_name = %s AND version = 2", [schema_name])
+    run = tenant_sql("validate", "--all", "--dir", str(FIXTURES / "basic"))  # not registered: --all skips it
+    assert run.code == 0 and "0 schema(s) match" in run.out
+    run = tenant_sql("validate", "--schema", schema_name, "--dir", str(FIXTURES / "basic"))
+    assert run.code == 1 and "skipped (a later version is applied): 002" in run.out
+    status = schemas_status(schemas=[schema_name], directory=FIXTURES / "basic")[0]
+    assert status.state == "drift" and status.missing == [2] and status.pending == [2]

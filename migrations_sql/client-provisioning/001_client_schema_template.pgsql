@@ -7,11 +7,14 @@
 -- Security model (see README "Client schema templates"):
 --   * tables belong to ${owner_role}; the CRM app connects as ${app_role} and gets explicit grants only;
 --   * every table has row-level security ENABLEd and FORCEd, so even the owner role is filtered;
---   * policies call SECURITY DEFINER helpers (no subqueries in policies: Citus rule); the helpers are
---     SQL-standard bodies (BEGIN ATOMIC), bound to their tables when created, so they never depend on
---     the caller's search_path and cannot be redirected to look-alike temporary tables;
 --   * identity comes from current_setting('app.user_id') (a crm_users.id) and
---     current_setting('app.role'), which must equal that active user's role.
+--     current_setting('app.role'), which must equal that active user's role: every table has a
+--     RESTRICTIVE policy app_identity_valid(), a row-independent check the planner runs once per statement;
+--   * the permissive policies decide per row with plain expressions the planner inlines
+--     (is_record_visible, can_write_record) and SECURITY DEFINER look-ups where a row needs other rows
+--     (no subqueries in policies: Citus rule). Look-ups are SQL-standard bodies (BEGIN ATOMIC), bound
+--     to their tables when created, so they never depend on the caller's search_path and cannot be
+--     redirected to look-alike temporary tables; trigger functions qualify names with TG_TABLE_SCHEMA.
 
 -- Functions are not executable by PUBLIC unless granted below (new ones in later files neither).
 ALTER DEFAULT PRIVILEGES FOR ROLE ${owner_role} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
@@ -149,17 +152,33 @@ LANGUAGE sql STABLE
 RETURN nullif(current_setting('app.user_id', true), '')::uuid;
 COMMENT ON FUNCTION app_current_user_id() IS 'The CRM user of this session (app.user_id), NULL when unset.';
 
+-- The role the session claims (app.role), for use inside policies: a plain expression the planner
+-- inlines, so it costs nothing per row. The claim itself is checked once per statement by
+-- app_identity_valid() in each table's RESTRICTIVE policy.
 CREATE FUNCTION app_current_role() RETURNS text
+LANGUAGE sql STABLE
+RETURN CASE
+           WHEN app_current_user_id() IS NOT NULL
+            AND current_setting('app.role', true) IN ('admin', 'manager', 'member')
+           THEN current_setting('app.role', true)
+       END;
+COMMENT ON FUNCTION app_current_role() IS
+    'The role claimed by app.role when app.user_id is set, else NULL; validated by app_identity_valid().';
+
+-- True when app.user_id is an active user whose role is exactly app.role. Takes no row argument, so in a
+-- RESTRICTIVE policy the planner evaluates it once per statement (a one-time filter), not once per row.
+CREATE FUNCTION app_identity_valid() RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER
 BEGIN ATOMIC
-    SELECT u.role
-      FROM crm_users u
-     WHERE u.id = app_current_user_id()
-       AND u.is_active
-       AND u.role = current_setting('app.role', true);
+    SELECT EXISTS (
+        SELECT 1
+          FROM crm_users u
+         WHERE u.id = app_current_user_id()
+           AND u.is_active
+           AND u.role = current_setting('app.role', true));
 END;
-COMMENT ON FUNCTION app_current_role() IS
-    'The session''s role when app.role matches the active user''s role in crm_users, else NULL (no access).';
+COMMENT ON FUNCTION app_identity_valid() IS
+    'The session''s identity (app.user_id, app.role) names an active user with that role.';
 
 CREATE FUNCTION is_team_visible(p_owner uuid) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER
@@ -176,32 +195,28 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION is_team_visible(uuid) IS 'True when p_owner is the session user or shares a team with them.';
 
+-- The two row rules are plain expressions (inlined into each policy): only a record owned by someone
+-- else reaches the team look-up.
 CREATE FUNCTION is_record_visible(p_owner uuid, p_private boolean) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER
-BEGIN ATOMIC
-    SELECT CASE
-               WHEN s.role IS NULL THEN false
-               WHEN s.role = 'admin' THEN true
-               WHEN p_owner = app_current_user_id() THEN true
-               WHEN p_private THEN false
-               ELSE is_team_visible(p_owner)
-           END
-      FROM (SELECT app_current_role() AS role) s;
-END;
+LANGUAGE sql STABLE
+RETURN CASE
+           WHEN app_current_role() IS NULL THEN false
+           WHEN app_current_role() = 'admin' THEN true
+           WHEN p_owner = app_current_user_id() THEN true
+           WHEN p_private THEN false
+           ELSE is_team_visible(p_owner)
+       END;
 COMMENT ON FUNCTION is_record_visible(uuid, boolean) IS
     'Read rule of owned records: admins, the owner, and (unless private) the owner''s team mates.';
 
 CREATE FUNCTION can_write_record(p_owner uuid) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER
-BEGIN ATOMIC
-    SELECT coalesce(CASE s.role
-                        WHEN 'admin' THEN true
-                        WHEN 'manager' THEN is_team_visible(p_owner)
-                        WHEN 'member' THEN p_owner = app_current_user_id()
-                        ELSE false
-                    END, false)
-      FROM (SELECT app_current_role() AS role) s;
-END;
+LANGUAGE sql STABLE
+RETURN CASE app_current_role()
+           WHEN 'admin' THEN true
+           WHEN 'manager' THEN coalesce(p_owner = app_current_user_id(), false) OR is_team_visible(p_owner)
+           WHEN 'member' THEN coalesce(p_owner = app_current_user_id(), false)
+           ELSE false
+       END;
 COMMENT ON FUNCTION can_write_record(uuid) IS
     'Write rule of owned records: admins any, managers their teams'' records, members their own.';
 
@@ -914,6 +929,9 @@ COMMENT ON VIEW pipeline_summary IS
 -- except a user's own profile (crm_users_guard keeps role, status and e-mail admin-only).
 ALTER TABLE crm_users ENABLE ROW LEVEL SECURITY;
 ALTER TABLE crm_users FORCE ROW LEVEL SECURITY;
+CREATE POLICY crm_users_identity_insert ON crm_users AS RESTRICTIVE FOR INSERT WITH CHECK (app_identity_valid());
+CREATE POLICY crm_users_identity_update ON crm_users AS RESTRICTIVE FOR UPDATE USING (app_identity_valid());
+CREATE POLICY crm_users_identity_delete ON crm_users AS RESTRICTIVE FOR DELETE USING (app_identity_valid());
 CREATE POLICY crm_users_select ON crm_users FOR SELECT USING (true);
 CREATE POLICY crm_users_insert ON crm_users FOR INSERT WITH CHECK (app_current_role() = 'admin');
 CREATE POLICY crm_users_update ON crm_users FOR UPDATE
@@ -924,6 +942,7 @@ CREATE POLICY crm_users_delete ON crm_users FOR DELETE USING (app_current_role()
 -- Team rows are read by the visibility helpers themselves: their read policy must not call them.
 ALTER TABLE teams ENABLE ROW LEVEL SECURITY;
 ALTER TABLE teams FORCE ROW LEVEL SECURITY;
+CREATE POLICY teams_identity ON teams AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY teams_select ON teams FOR SELECT USING (app_current_user_id() IS NOT NULL);
 CREATE POLICY teams_insert ON teams FOR INSERT WITH CHECK (app_current_role() = 'admin');
 CREATE POLICY teams_update ON teams FOR UPDATE USING (app_current_role() = 'admin');
@@ -931,6 +950,9 @@ CREATE POLICY teams_delete ON teams FOR DELETE USING (app_current_role() = 'admi
 
 ALTER TABLE team_members ENABLE ROW LEVEL SECURITY;
 ALTER TABLE team_members FORCE ROW LEVEL SECURITY;
+CREATE POLICY team_members_identity_insert ON team_members AS RESTRICTIVE FOR INSERT WITH CHECK (app_identity_valid());
+CREATE POLICY team_members_identity_update ON team_members AS RESTRICTIVE FOR UPDATE USING (app_identity_valid());
+CREATE POLICY team_members_identity_delete ON team_members AS RESTRICTIVE FOR DELETE USING (app_identity_valid());
 CREATE POLICY team_members_select ON team_members FOR SELECT USING (app_current_user_id() IS NOT NULL);
 CREATE POLICY team_members_insert ON team_members FOR INSERT WITH CHECK (app_current_role() = 'admin');
 CREATE POLICY team_members_update ON team_members FOR UPDATE USING (app_current_role() = 'admin');
@@ -939,6 +961,7 @@ CREATE POLICY team_members_delete ON team_members FOR DELETE USING (app_current_
 -- Owned records: read by owner, team (unless private) and admins; written by owner, team managers, admins.
 ALTER TABLE companies ENABLE ROW LEVEL SECURITY;
 ALTER TABLE companies FORCE ROW LEVEL SECURITY;
+CREATE POLICY companies_identity ON companies AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY companies_select ON companies FOR SELECT USING (is_record_visible(owner_id, is_private));
 CREATE POLICY companies_insert ON companies FOR INSERT WITH CHECK (can_write_record(owner_id));
 CREATE POLICY companies_update ON companies FOR UPDATE
@@ -949,6 +972,7 @@ CREATE POLICY companies_delete ON companies FOR DELETE
 
 ALTER TABLE contacts ENABLE ROW LEVEL SECURITY;
 ALTER TABLE contacts FORCE ROW LEVEL SECURITY;
+CREATE POLICY contacts_identity ON contacts AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY contacts_select ON contacts FOR SELECT USING (is_record_visible(owner_id, is_private));
 CREATE POLICY contacts_insert ON contacts FOR INSERT WITH CHECK (can_write_record(owner_id));
 CREATE POLICY contacts_update ON contacts FOR UPDATE
@@ -959,6 +983,7 @@ CREATE POLICY contacts_delete ON contacts FOR DELETE
 
 ALTER TABLE leads ENABLE ROW LEVEL SECURITY;
 ALTER TABLE leads FORCE ROW LEVEL SECURITY;
+CREATE POLICY leads_identity ON leads AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY leads_select ON leads FOR SELECT USING (is_record_visible(owner_id, is_private));
 CREATE POLICY leads_insert ON leads FOR INSERT WITH CHECK (can_write_record(owner_id));
 CREATE POLICY leads_update ON leads FOR UPDATE
@@ -969,6 +994,7 @@ CREATE POLICY leads_delete ON leads FOR DELETE
 
 ALTER TABLE deals ENABLE ROW LEVEL SECURITY;
 ALTER TABLE deals FORCE ROW LEVEL SECURITY;
+CREATE POLICY deals_identity ON deals AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY deals_select ON deals FOR SELECT USING (is_record_visible(owner_id, is_private));
 CREATE POLICY deals_insert ON deals FOR INSERT WITH CHECK (can_write_record(owner_id));
 CREATE POLICY deals_update ON deals FOR UPDATE
@@ -980,6 +1006,7 @@ CREATE POLICY deals_delete ON deals FOR DELETE
 -- Records attached to others: their own owner rule AND every record they point at must be visible.
 ALTER TABLE activities ENABLE ROW LEVEL SECURITY;
 ALTER TABLE activities FORCE ROW LEVEL SECURITY;
+CREATE POLICY activities_identity ON activities AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY activities_select ON activities FOR SELECT
     USING (is_record_visible(owner_id, is_private) AND are_targets_visible(company_id, contact_id, lead_id, deal_id));
 CREATE POLICY activities_insert ON activities FOR INSERT
@@ -992,6 +1019,7 @@ CREATE POLICY activities_delete ON activities FOR DELETE
 
 ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tasks FORCE ROW LEVEL SECURITY;
+CREATE POLICY tasks_identity ON tasks AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY tasks_select ON tasks FOR SELECT
     USING (is_record_visible(owner_id, is_private) AND are_targets_visible(company_id, contact_id, lead_id, deal_id));
 CREATE POLICY tasks_insert ON tasks FOR INSERT
@@ -1004,6 +1032,7 @@ CREATE POLICY tasks_delete ON tasks FOR DELETE
 
 ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
 ALTER TABLE notes FORCE ROW LEVEL SECURITY;
+CREATE POLICY notes_identity ON notes AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY notes_select ON notes FOR SELECT
     USING (is_record_visible(owner_id, is_private) AND are_targets_visible(company_id, contact_id, lead_id, deal_id));
 CREATE POLICY notes_insert ON notes FOR INSERT
@@ -1016,6 +1045,7 @@ CREATE POLICY notes_delete ON notes FOR DELETE
 
 ALTER TABLE attachments ENABLE ROW LEVEL SECURITY;
 ALTER TABLE attachments FORCE ROW LEVEL SECURITY;
+CREATE POLICY attachments_identity ON attachments AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY attachments_select ON attachments FOR SELECT
     USING (is_record_visible(owner_id, is_private) AND are_targets_visible(company_id, contact_id, lead_id, deal_id));
 CREATE POLICY attachments_insert ON attachments FOR INSERT
@@ -1029,6 +1059,7 @@ CREATE POLICY attachments_delete ON attachments FOR DELETE
 -- Tagging and custom values follow the record they describe.
 ALTER TABLE taggings ENABLE ROW LEVEL SECURITY;
 ALTER TABLE taggings FORCE ROW LEVEL SECURITY;
+CREATE POLICY taggings_identity ON taggings AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY taggings_select ON taggings FOR SELECT
     USING (are_targets_visible(company_id, contact_id, lead_id, deal_id));
 CREATE POLICY taggings_insert ON taggings FOR INSERT
@@ -1038,6 +1069,7 @@ CREATE POLICY taggings_delete ON taggings FOR DELETE
 
 ALTER TABLE custom_field_values ENABLE ROW LEVEL SECURITY;
 ALTER TABLE custom_field_values FORCE ROW LEVEL SECURITY;
+CREATE POLICY custom_field_values_identity ON custom_field_values AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY custom_field_values_select ON custom_field_values FOR SELECT
     USING (are_targets_visible(company_id, contact_id, lead_id, deal_id));
 CREATE POLICY custom_field_values_insert ON custom_field_values FOR INSERT
@@ -1050,6 +1082,8 @@ CREATE POLICY custom_field_values_delete ON custom_field_values FOR DELETE
 
 ALTER TABLE deal_stage_history ENABLE ROW LEVEL SECURITY;
 ALTER TABLE deal_stage_history FORCE ROW LEVEL SECURITY;
+-- Restrictive for reads only: the history trigger also runs for maintenance sessions without a CRM user.
+CREATE POLICY deal_stage_history_identity ON deal_stage_history AS RESTRICTIVE FOR SELECT USING (app_identity_valid());
 CREATE POLICY deal_stage_history_select ON deal_stage_history FOR SELECT
     USING (are_targets_visible(NULL, NULL, NULL, deal_id));
 CREATE POLICY deal_stage_history_insert ON deal_stage_history FOR INSERT
@@ -1058,6 +1092,7 @@ CREATE POLICY deal_stage_history_insert ON deal_stage_history FOR INSERT
 -- Tenant-wide configuration: every active user reads it, admins change it.
 ALTER TABLE pipelines ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipelines FORCE ROW LEVEL SECURITY;
+CREATE POLICY pipelines_identity ON pipelines AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY pipelines_select ON pipelines FOR SELECT USING (app_current_role() IS NOT NULL);
 CREATE POLICY pipelines_insert ON pipelines FOR INSERT WITH CHECK (app_current_role() = 'admin');
 CREATE POLICY pipelines_update ON pipelines FOR UPDATE USING (app_current_role() = 'admin');
@@ -1065,6 +1100,7 @@ CREATE POLICY pipelines_delete ON pipelines FOR DELETE USING (app_current_role()
 
 ALTER TABLE pipeline_stages ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pipeline_stages FORCE ROW LEVEL SECURITY;
+CREATE POLICY pipeline_stages_identity ON pipeline_stages AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY pipeline_stages_select ON pipeline_stages FOR SELECT USING (app_current_role() IS NOT NULL);
 CREATE POLICY pipeline_stages_insert ON pipeline_stages FOR INSERT WITH CHECK (app_current_role() = 'admin');
 CREATE POLICY pipeline_stages_update ON pipeline_stages FOR UPDATE USING (app_current_role() = 'admin');
@@ -1072,6 +1108,7 @@ CREATE POLICY pipeline_stages_delete ON pipeline_stages FOR DELETE USING (app_cu
 
 ALTER TABLE tags ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tags FORCE ROW LEVEL SECURITY;
+CREATE POLICY tags_identity ON tags AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY tags_select ON tags FOR SELECT USING (app_current_role() IS NOT NULL);
 CREATE POLICY tags_insert ON tags FOR INSERT
     WITH CHECK (app_current_role() IS NOT NULL AND created_by = app_current_user_id());
@@ -1080,6 +1117,7 @@ CREATE POLICY tags_delete ON tags FOR DELETE USING (app_current_role() = 'admin'
 
 ALTER TABLE custom_field_definitions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE custom_field_definitions FORCE ROW LEVEL SECURITY;
+CREATE POLICY custom_field_definitions_identity ON custom_field_definitions AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY custom_field_definitions_select ON custom_field_definitions FOR SELECT
     USING (app_current_role() IS NOT NULL);
 CREATE POLICY custom_field_definitions_insert ON custom_field_definitions FOR INSERT
@@ -1091,6 +1129,7 @@ CREATE POLICY custom_field_definitions_delete ON custom_field_definitions FOR DE
 
 ALTER TABLE tenant_settings ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenant_settings FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_settings_identity ON tenant_settings AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY tenant_settings_select ON tenant_settings FOR SELECT USING (app_current_role() IS NOT NULL);
 CREATE POLICY tenant_settings_insert ON tenant_settings FOR INSERT WITH CHECK (app_current_role() = 'admin');
 CREATE POLICY tenant_settings_update ON tenant_settings FOR UPDATE USING (app_current_role() = 'admin');
@@ -1099,6 +1138,7 @@ CREATE POLICY tenant_settings_delete ON tenant_settings FOR DELETE USING (app_cu
 -- Personal templates stay personal; shared ones are read by everyone and changed by owner or admins.
 ALTER TABLE email_templates ENABLE ROW LEVEL SECURITY;
 ALTER TABLE email_templates FORCE ROW LEVEL SECURITY;
+CREATE POLICY email_templates_identity ON email_templates AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY email_templates_select ON email_templates FOR SELECT
     USING ((is_shared AND app_current_role() IS NOT NULL) OR is_record_visible(owner_id, true));
 CREATE POLICY email_templates_insert ON email_templates FOR INSERT
@@ -1110,6 +1150,7 @@ CREATE POLICY email_templates_delete ON email_templates FOR DELETE USING (is_rec
 -- The log: admins read all of it, others their own actions; rows are attributed to the session user.
 ALTER TABLE activity_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE activity_log FORCE ROW LEVEL SECURITY;
+CREATE POLICY activity_log_identity ON activity_log AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY activity_log_select ON activity_log FOR SELECT
     USING (app_current_role() = 'admin' OR (actor_id = app_current_user_id() AND app_current_role() IS NOT NULL));
 CREATE POLICY activity_log_insert ON activity_log FOR INSERT
@@ -1135,7 +1176,8 @@ GRANT SELECT (id, email, full_name, role, is_active, title, phone, time_zone, la
 GRANT DELETE ON crm_users TO ${app_role};
 
 GRANT EXECUTE ON FUNCTION
-    app_current_user_id(), app_current_role(), is_team_visible(uuid), is_record_visible(uuid, boolean),
+    app_current_user_id(), app_current_role(), app_identity_valid(), is_team_visible(uuid),
+    is_record_visible(uuid, boolean),
     can_write_record(uuid), are_targets_visible(uuid, uuid, uuid, uuid), crm_user_login(text),
     crm_user_set_password(uuid, text)
     TO ${app_role};

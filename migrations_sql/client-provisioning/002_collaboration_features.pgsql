@@ -352,6 +352,7 @@ SELECT DISTINCT ON (v.document_id)
 
 ALTER TABLE channels ENABLE ROW LEVEL SECURITY;
 ALTER TABLE channels FORCE ROW LEVEL SECURITY;
+CREATE POLICY channels_identity ON channels AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY channels_select ON channels FOR SELECT
     USING (app_current_role() = 'admin'
            OR (app_current_role() IS NOT NULL
@@ -366,6 +367,7 @@ CREATE POLICY channels_delete ON channels FOR DELETE
 -- Membership rows are read by the channel helpers: their read policy must not call them back.
 ALTER TABLE channel_members ENABLE ROW LEVEL SECURITY;
 ALTER TABLE channel_members FORCE ROW LEVEL SECURITY;
+CREATE POLICY channel_members_identity ON channel_members AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY channel_members_select ON channel_members FOR SELECT USING (app_current_user_id() IS NOT NULL);
 CREATE POLICY channel_members_insert ON channel_members FOR INSERT
     WITH CHECK (app_current_role() = 'admin'
@@ -378,6 +380,7 @@ CREATE POLICY channel_members_delete ON channel_members FOR DELETE
 
 ALTER TABLE messages ENABLE ROW LEVEL SECURITY;
 ALTER TABLE messages FORCE ROW LEVEL SECURITY;
+CREATE POLICY messages_identity ON messages AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY messages_select ON messages FOR SELECT USING (is_channel_visible(channel_id));
 CREATE POLICY messages_insert ON messages FOR INSERT
     WITH CHECK (author_id = app_current_user_id() AND is_channel_member(channel_id));
@@ -389,6 +392,7 @@ CREATE POLICY messages_delete ON messages FOR DELETE
 
 ALTER TABLE threads ENABLE ROW LEVEL SECURITY;
 ALTER TABLE threads FORCE ROW LEVEL SECURITY;
+CREATE POLICY threads_identity ON threads AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY threads_select ON threads FOR SELECT USING (is_channel_visible(channel_id));
 CREATE POLICY threads_insert ON threads FOR INSERT
     WITH CHECK (created_by = app_current_user_id() AND is_channel_member(channel_id));
@@ -398,6 +402,7 @@ CREATE POLICY threads_delete ON threads FOR DELETE
 
 ALTER TABLE message_reactions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE message_reactions FORCE ROW LEVEL SECURITY;
+CREATE POLICY message_reactions_identity ON message_reactions AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY message_reactions_select ON message_reactions FOR SELECT USING (is_channel_visible(channel_id));
 CREATE POLICY message_reactions_insert ON message_reactions FOR INSERT
     WITH CHECK (user_id = app_current_user_id() AND is_channel_visible(channel_id));
@@ -405,6 +410,7 @@ CREATE POLICY message_reactions_delete ON message_reactions FOR DELETE USING (us
 
 ALTER TABLE shared_documents ENABLE ROW LEVEL SECURITY;
 ALTER TABLE shared_documents FORCE ROW LEVEL SECURITY;
+CREATE POLICY shared_documents_identity ON shared_documents AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY shared_documents_select ON shared_documents FOR SELECT
     USING (((visibility = 'tenant' AND app_current_role() IS NOT NULL)
             OR is_record_visible(owner_id, visibility = 'private'))
@@ -420,12 +426,14 @@ CREATE POLICY shared_documents_delete ON shared_documents FOR DELETE
 -- Whoever can see a document may add a version to it; versions are never changed.
 ALTER TABLE document_versions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE document_versions FORCE ROW LEVEL SECURITY;
+CREATE POLICY document_versions_identity ON document_versions AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY document_versions_select ON document_versions FOR SELECT USING (is_document_visible(document_id));
 CREATE POLICY document_versions_insert ON document_versions FOR INSERT
     WITH CHECK (author_id = app_current_user_id() AND is_document_visible(document_id));
 
 ALTER TABLE comments ENABLE ROW LEVEL SECURITY;
 ALTER TABLE comments FORCE ROW LEVEL SECURITY;
+CREATE POLICY comments_identity ON comments AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY comments_select ON comments FOR SELECT
     USING (app_current_role() IS NOT NULL
            AND are_targets_visible(company_id, contact_id, lead_id, deal_id)
@@ -442,6 +450,7 @@ CREATE POLICY comments_delete ON comments FOR DELETE
 
 ALTER TABLE mentions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE mentions FORCE ROW LEVEL SECURITY;
+CREATE POLICY mentions_identity ON mentions AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY mentions_select ON mentions FOR SELECT
     USING (CASE WHEN message_id IS NOT NULL THEN is_channel_visible(channel_id) ELSE is_comment_visible(comment_id) END);
 CREATE POLICY mentions_insert ON mentions FOR INSERT
@@ -453,6 +462,7 @@ CREATE POLICY mentions_delete ON mentions FOR DELETE USING (created_by = app_cur
 -- Notifications and read markers are personal.
 ALTER TABLE notifications ENABLE ROW LEVEL SECURITY;
 ALTER TABLE notifications FORCE ROW LEVEL SECURITY;
+CREATE POLICY notifications_identity ON notifications AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY notifications_select ON notifications FOR SELECT USING (recipient_id = app_current_user_id());
 CREATE POLICY notifications_insert ON notifications FOR INSERT
     WITH CHECK (actor_id = app_current_user_id() AND app_current_role() IS NOT NULL);
@@ -461,6 +471,7 @@ CREATE POLICY notifications_delete ON notifications FOR DELETE USING (recipient_
 
 ALTER TABLE read_states ENABLE ROW LEVEL SECURITY;
 ALTER TABLE read_states FORCE ROW LEVEL SECURITY;
+CREATE POLICY read_states_identity ON read_states AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY read_states_all ON read_states FOR ALL
     USING (user_id = app_current_user_id())
     WITH CHECK (user_id = app_current_user_id() AND is_channel_visible(channel_id));

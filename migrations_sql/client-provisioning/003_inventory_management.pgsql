@@ -492,7 +492,7 @@ BEGIN ATOMIC
         stock_refuse(NULL::stock_movements, jsonb_build_object(
             'op', 'move',
             'kind', p_kind,
-            'role', app_current_role(),
+            'role', CASE WHEN app_identity_valid() THEN app_current_role() END,
             'variant_id', p_variant_id,
             'warehouse_id', p_warehouse_id,
             'quantity', p_quantity,
@@ -547,7 +547,7 @@ BEGIN ATOMIC
         (SELECT reservation.r FROM reservation),
         stock_refuse(NULL::stock_reservations, jsonb_build_object(
             'op', 'reserve',
-            'role', app_current_role(),
+            'role', CASE WHEN app_identity_valid() THEN app_current_role() END,
             'variant_id', p_variant_id,
             'warehouse_id', p_warehouse_id,
             'quantity', p_quantity,
@@ -584,7 +584,7 @@ BEGIN ATOMIC
         (SELECT c.r FROM closed c),
         stock_refuse(NULL::stock_reservations, jsonb_build_object(
             'op', 'release',
-            'role', app_current_role(),
+            'role', CASE WHEN app_identity_valid() THEN app_current_role() END,
             'new_status', p_status,
             'reservation_id', p_reservation_id,
             'reservation_status', (SELECT r.status FROM stock_reservations r WHERE r.id = p_reservation_id))));
@@ -730,54 +730,63 @@ SELECT pl.id AS purchase_order_line_id,
 -- Catalogue, warehouses, suppliers, purchasing: every active user reads; managers and admins write.
 ALTER TABLE product_categories ENABLE ROW LEVEL SECURITY;
 ALTER TABLE product_categories FORCE ROW LEVEL SECURITY;
+CREATE POLICY product_categories_identity ON product_categories AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY product_categories_select ON product_categories FOR SELECT USING (app_current_role() IS NOT NULL);
 CREATE POLICY product_categories_write ON product_categories FOR ALL
     USING (app_current_role() IN ('admin', 'manager')) WITH CHECK (app_current_role() IN ('admin', 'manager'));
 
 ALTER TABLE products ENABLE ROW LEVEL SECURITY;
 ALTER TABLE products FORCE ROW LEVEL SECURITY;
+CREATE POLICY products_identity ON products AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY products_select ON products FOR SELECT USING (app_current_role() IS NOT NULL);
 CREATE POLICY products_write ON products FOR ALL
     USING (app_current_role() IN ('admin', 'manager')) WITH CHECK (app_current_role() IN ('admin', 'manager'));
 
 ALTER TABLE product_variants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE product_variants FORCE ROW LEVEL SECURITY;
+CREATE POLICY product_variants_identity ON product_variants AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY product_variants_select ON product_variants FOR SELECT USING (app_current_role() IS NOT NULL);
 CREATE POLICY product_variants_write ON product_variants FOR ALL
     USING (app_current_role() IN ('admin', 'manager')) WITH CHECK (app_current_role() IN ('admin', 'manager'));
 
 ALTER TABLE price_books ENABLE ROW LEVEL SECURITY;
 ALTER TABLE price_books FORCE ROW LEVEL SECURITY;
+CREATE POLICY price_books_identity ON price_books AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY price_books_select ON price_books FOR SELECT USING (app_current_role() IS NOT NULL);
 CREATE POLICY price_books_write ON price_books FOR ALL
     USING (app_current_role() IN ('admin', 'manager')) WITH CHECK (app_current_role() IN ('admin', 'manager'));
 
 ALTER TABLE price_book_entries ENABLE ROW LEVEL SECURITY;
 ALTER TABLE price_book_entries FORCE ROW LEVEL SECURITY;
+CREATE POLICY price_book_entries_identity ON price_book_entries AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY price_book_entries_select ON price_book_entries FOR SELECT USING (app_current_role() IS NOT NULL);
 CREATE POLICY price_book_entries_write ON price_book_entries FOR ALL
     USING (app_current_role() IN ('admin', 'manager')) WITH CHECK (app_current_role() IN ('admin', 'manager'));
 
 ALTER TABLE warehouses ENABLE ROW LEVEL SECURITY;
 ALTER TABLE warehouses FORCE ROW LEVEL SECURITY;
+CREATE POLICY warehouses_identity ON warehouses AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY warehouses_select ON warehouses FOR SELECT USING (app_current_role() IS NOT NULL);
 CREATE POLICY warehouses_write ON warehouses FOR ALL
     USING (app_current_role() IN ('admin', 'manager')) WITH CHECK (app_current_role() IN ('admin', 'manager'));
 
 ALTER TABLE suppliers ENABLE ROW LEVEL SECURITY;
 ALTER TABLE suppliers FORCE ROW LEVEL SECURITY;
+CREATE POLICY suppliers_identity ON suppliers AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY suppliers_select ON suppliers FOR SELECT USING (app_current_role() IS NOT NULL);
 CREATE POLICY suppliers_write ON suppliers FOR ALL
     USING (app_current_role() IN ('admin', 'manager')) WITH CHECK (app_current_role() IN ('admin', 'manager'));
 
 ALTER TABLE purchase_orders ENABLE ROW LEVEL SECURITY;
 ALTER TABLE purchase_orders FORCE ROW LEVEL SECURITY;
+CREATE POLICY purchase_orders_identity ON purchase_orders AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY purchase_orders_select ON purchase_orders FOR SELECT USING (app_current_role() IS NOT NULL);
 CREATE POLICY purchase_orders_write ON purchase_orders FOR ALL
     USING (app_current_role() IN ('admin', 'manager')) WITH CHECK (app_current_role() IN ('admin', 'manager'));
 
 ALTER TABLE purchase_order_lines ENABLE ROW LEVEL SECURITY;
 ALTER TABLE purchase_order_lines FORCE ROW LEVEL SECURITY;
+CREATE POLICY purchase_order_lines_identity ON purchase_order_lines AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY purchase_order_lines_select ON purchase_order_lines FOR SELECT USING (app_current_role() IS NOT NULL);
 CREATE POLICY purchase_order_lines_write ON purchase_order_lines FOR ALL
     USING (app_current_role() IN ('admin', 'manager')) WITH CHECK (app_current_role() IN ('admin', 'manager'));
@@ -786,16 +795,19 @@ CREATE POLICY purchase_order_lines_write ON purchase_order_lines FOR ALL
 -- grant), which run as the owner role and are held to these policies too.
 ALTER TABLE stock_levels ENABLE ROW LEVEL SECURITY;
 ALTER TABLE stock_levels FORCE ROW LEVEL SECURITY;
+CREATE POLICY stock_levels_identity ON stock_levels AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY stock_levels_all ON stock_levels FOR ALL
     USING (app_current_role() IS NOT NULL) WITH CHECK (app_current_role() IS NOT NULL);
 
 ALTER TABLE stock_reservations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE stock_reservations FORCE ROW LEVEL SECURITY;
+CREATE POLICY stock_reservations_identity ON stock_reservations AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY stock_reservations_all ON stock_reservations FOR ALL
     USING (app_current_role() IS NOT NULL) WITH CHECK (app_current_role() IS NOT NULL);
 
 ALTER TABLE stock_movements ENABLE ROW LEVEL SECURITY;
 ALTER TABLE stock_movements FORCE ROW LEVEL SECURITY;
+CREATE POLICY stock_movements_identity ON stock_movements AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY stock_movements_select ON stock_movements FOR SELECT USING (app_current_role() IS NOT NULL);
 CREATE POLICY stock_movements_insert ON stock_movements FOR INSERT
     WITH CHECK (moved_by = app_current_user_id() AND app_current_role() IS NOT NULL);
@@ -803,6 +815,7 @@ CREATE POLICY stock_movements_insert ON stock_movements FOR INSERT
 -- Quotes and orders are owned records, like deals; their lines follow the parent.
 ALTER TABLE quotes ENABLE ROW LEVEL SECURITY;
 ALTER TABLE quotes FORCE ROW LEVEL SECURITY;
+CREATE POLICY quotes_identity ON quotes AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY quotes_select ON quotes FOR SELECT USING (is_record_visible(owner_id, is_private));
 CREATE POLICY quotes_insert ON quotes FOR INSERT
     WITH CHECK (can_write_record(owner_id) AND are_targets_visible(company_id, contact_id, NULL, deal_id));
@@ -814,12 +827,14 @@ CREATE POLICY quotes_delete ON quotes FOR DELETE
 
 ALTER TABLE quote_lines ENABLE ROW LEVEL SECURITY;
 ALTER TABLE quote_lines FORCE ROW LEVEL SECURITY;
+CREATE POLICY quote_lines_identity ON quote_lines AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY quote_lines_select ON quote_lines FOR SELECT USING (is_quote_visible(quote_id));
 CREATE POLICY quote_lines_write ON quote_lines FOR ALL
     USING (can_write_quote(quote_id)) WITH CHECK (can_write_quote(quote_id));
 
 ALTER TABLE sales_orders ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sales_orders FORCE ROW LEVEL SECURITY;
+CREATE POLICY sales_orders_identity ON sales_orders AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY sales_orders_select ON sales_orders FOR SELECT USING (is_record_visible(owner_id, is_private));
 CREATE POLICY sales_orders_insert ON sales_orders FOR INSERT
     WITH CHECK (can_write_record(owner_id) AND are_targets_visible(company_id, contact_id, NULL, deal_id));
@@ -831,6 +846,7 @@ CREATE POLICY sales_orders_delete ON sales_orders FOR DELETE
 
 ALTER TABLE sales_order_lines ENABLE ROW LEVEL SECURITY;
 ALTER TABLE sales_order_lines FORCE ROW LEVEL SECURITY;
+CREATE POLICY sales_order_lines_identity ON sales_order_lines AS RESTRICTIVE USING (app_identity_valid()) WITH CHECK (app_identity_valid());
 CREATE POLICY sales_order_lines_select ON sales_order_lines FOR SELECT USING (is_sales_order_visible(sales_order_id));
 CREATE POLICY sales_order_lines_write ON sales_order_lines FOR ALL
     USING (can_write_sales_order(sales_order_id)) WITH CHECK (can_write_sales_order(sales_order_id));

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -135,7 +135,7 @@ def audit_record(
             organization_id = _organization_of(target)
 
     with transaction.atomic(using="default"):
-        head = AuditChainHead.objects.select_for_update().get(pk=1)
+        head = _locked_chain_head()
         event = AuditEvent(
             sequence=head.sequence + 1,
             occurred_at=timezone.now().replace(tzinfo=dt.UTC),
@@ -162,6 +162,32 @@ def audit_record(
         head.sequence, head.hash = event.sequence, event.hash
         head.save(update_fields=["sequence", "hash"])
     return event
+
+
+class AuditChainError(RuntimeError):
+    pass
+
+
+def _locked_chain_head() -> AuditChainHead:
+    """The chain's head row, locked for this transaction; created at genesis when the log is empty.
+
+    A migration inserts the genesis row, but a flushed database (transactional tests, a data-only restore)
+    lacks it. Recreating it is safe only while no event exists: otherwise the chain would fork.
+    """
+    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
+    if head is not None:
+        return head
+    if AuditEvent.objects.exists():
+        raise AuditChainError(
+            "The audit chain's head row is missing while events exist; run `python manage.py audit_verify` "
+            "and restore the row from a backup before recording more events."
+        )
+    try:
+        with transaction.atomic(using="default"):
+            AuditChainHead.objects.create(pk=1, sequence=0, hash=GENESIS_HASH)
+    except IntegrityError:
+        pass  # a concurrent writer created it first
+    return AuditChainHead.objects.select_for_update().get(pk=1)
 
 
 def _organization_of(target: models.Model) -> uuid.UUID | None:

@@ -35,19 +35,3 @@ def api(make_key: Callable[..., tuple[Any, str]]) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return client
-
-
-@pytest.fixture(autouse=True)
-def _audit_chain_head(request: pytest.FixtureRequest) -> None:
-    """Transactional tests flush the main database, taking the audit chain's head row (made by a migration)."""
-    marker = request.node.get_closest_marker("django_db")
-    if marker is None:
-        return
-    from ghostcrm.audit.models import AuditChainHead
-    from ghostcrm.audit.services import GENESIS_HASH
-
-    if marker.kwargs.get("transaction"):
-        request.getfixturevalue("transactional_db")
-    else:
-        request.getfixturevalue("db")
-    AuditChainHead.objects.get_or_create(pk=1, defaults={"sequence": 0, "hash": GENESIS_HASH})

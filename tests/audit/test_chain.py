@@ -86,3 +86,24 @@ def test_snapshots_redact_secrets(super_admin: object) -> None:
     snapshot = model_snapshot(super_admin)  # type: ignore[arg-type]
     assert snapshot["password"] == "[redacted]"
     assert snapshot["email"] == "root@ghostcrm.test"
+
+
+def test_an_empty_log_recreates_its_genesis_head() -> None:
+    from ghostcrm.audit.models import AuditChainHead
+
+    AuditChainHead.objects.all().delete()  # as a flush of the database does
+    first = audit_record(action="x.y")
+    assert first.sequence == 1 and first.prev_hash == GENESIS_HASH
+    assert audit_chain_verify().ok
+
+
+def test_a_missing_head_with_events_is_refused() -> None:
+    from ghostcrm.audit.models import AuditChainHead
+    from ghostcrm.audit.services import AuditChainError
+
+    audit_record(action="x.y")
+    AuditChainHead.objects.all().delete()
+    with pytest.raises(AuditChainError, match="head row is missing"):
+        audit_record(action="x.z")
+    report = audit_chain_verify()
+    assert report.broken_at == 2 and "head row is missing" in report.reason

@@ -91,20 +91,3 @@ def register_tenant(schema: str) -> Any:
     from tenants.models import Tenant
 
     return Tenant.objects.using(settings.TENANT_DB_ALIAS).create(schema_name=schema, organization_id=uuid.uuid4())
-
-
-@pytest.fixture(autouse=True)
-def _audit_chain_head(request: pytest.FixtureRequest) -> None:
-    """Transactional tests flush the main database, taking the audit chain's head row (made by a migration)."""
-    marker = request.node.get_closest_marker("django_db")
-    if marker is None:
-        return
-    request.getfixturevalue("django_db_setup")
-    from ghostcrm.audit.models import AuditChainHead
-    from ghostcrm.audit.services import GENESIS_HASH
-
-    if "transactional_db" in request.fixturenames or marker.kwargs.get("transaction"):
-        request.getfixturevalue("transactional_db")
-    else:
-        request.getfixturevalue("db")
-    AuditChainHead.objects.get_or_create(pk=1, defaults={"sequence": 0, "hash": GENESIS_HASH})

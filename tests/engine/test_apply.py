@@ -228,7 +228,10 @@ def test_no_transaction_file_runs_statement_by_statement(
     # Statements before the failing one stay (documented), and the session is reset for the next schema.
     indexes = {r[0] for r in pg.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", [schema_name])}
     assert "n1" in indexes
-    assert pg.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone() == (0,)
+    assert pg.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    ).fetchone() == (0,)
 
 
 def test_apply_refuses_a_missing_schema_or_drift(schema_name: str, tmp_path: Path) -> None:

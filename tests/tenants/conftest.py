@@ -79,19 +79,3 @@ def template_copy(tmp_path: Path, settings: Any) -> Iterator[Path]:
         (folder / template.name).write_text(template.read_text())
     settings.TENANT_TEMPLATES_DIR = folder
     yield folder
-
-
-@pytest.fixture(autouse=True)
-def _audit_chain_head(request: pytest.FixtureRequest) -> None:
-    """Transactional tests flush the main database, taking the audit chain's head row (made by a migration)."""
-    marker = request.node.get_closest_marker("django_db")
-    if marker is None:
-        return
-    from ghostcrm.audit.models import AuditChainHead
-    from ghostcrm.audit.services import GENESIS_HASH
-
-    if marker.kwargs.get("transaction"):
-        request.getfixturevalue("transactional_db")
-    else:
-        request.getfixturevalue("db")
-    AuditChainHead.objects.get_or_create(pk=1, defaults={"sequence": 0, "hash": GENESIS_HASH})

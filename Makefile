@@ -29,7 +29,7 @@ services:
 worker: $(VENV)/.installed
 	$(PY) manage.py run_worker
 
-demo: $(VENV)/.installed system-deps
+demo: $(VENV)/.installed
 	$(PY) scripts/demo.py
 
 test: $(VENV)/.installed system-deps services

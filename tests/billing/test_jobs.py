@@ -41,9 +41,9 @@ def test_jobs_renew_and_dun_through_the_billing_queue(redis_conn: Any) -> None:
     assert organization.status == "suspended"
 
 
-def test_the_schedule_names_real_jobs() -> None:
-    import importlib
+def test_the_worker_schedules_the_billing_cycle() -> None:
+    from tenants.periodic import periodic_jobs
 
-    for dotted, interval in jobs.SCHEDULE:
-        module, _, name = dotted.rpartition(".")
-        assert callable(getattr(importlib.import_module(module), name)) and interval > 0
+    scheduled = {job["func"]: job for job in periodic_jobs()}
+    for job in (jobs.usage_readings_job, jobs.renewals_job, jobs.dunning_job):
+        assert scheduled[job]["queue_name"] == "billing"

@@ -425,6 +425,9 @@ BEGIN
     NEW.stage_changed_at := now();
     IF v_stage_type IN ('won', 'lost') THEN
         NEW.closed_at := coalesce(NEW.closed_at, now());
+        IF v_stage_type = 'won' THEN
+            NEW.lost_reason := '';
+        END IF;
     ELSE
         NEW.closed_at := NULL;
         NEW.lost_reason := '';

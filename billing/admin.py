@@ -351,21 +351,12 @@ class SubscriptionAdmin(AuditedModelAdmin):
 # --- Invoices, payments -----------------------------------------------------------------------------
 
 
-class InvoiceLineInline(admin.TabularInline):
+class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = InvoiceLine
     fk_name = "invoice"
     extra = 0
     fields = ("description", "kind", "quantity", "amount_display", "tax_display", "period_start", "period_end")
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="amount")
     def amount_display(self, obj: InvoiceLine) -> str:

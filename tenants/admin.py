@@ -93,7 +93,7 @@ class OrganizationAddForm(forms.ModelForm):
         return data
 
 
-class OperationInline(admin.TabularInline):
+class OperationInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Operation
     extra = 0
     can_delete = False
@@ -106,12 +106,6 @@ class OperationInline(admin.TabularInline):
     @admin.display(description="duration")
     def duration(self, obj: Operation) -> str:
         return "-" if obj.duration_ms is None else f"{obj.duration_ms} ms"
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Organization)

@@ -12,19 +12,9 @@ from django.conf import settings
 from django.db import connections
 from psycopg import sql
 
+from tests.support import tenant_conninfo
+
 SYSTEM_SCHEMAS = ("public", "information_schema")
-
-
-def _tenant_admin_conninfo(dbname: str) -> dict[str, Any]:
-    params = connections[settings.TENANT_DB_ALIAS].settings_dict
-    return {
-        "host": params["HOST"],
-        "port": params["PORT"] or 5432,
-        "user": params["USER"] or None,
-        "password": params["PASSWORD"] or None,
-        "dbname": dbname,
-        "autocommit": True,
-    }
 
 
 def drop_test_tenant_objects(dbname: str, *, schemas: bool = True) -> None:
@@ -32,7 +22,7 @@ def drop_test_tenant_objects(dbname: str, *, schemas: bool = True) -> None:
     if schemas:
         assert dbname.startswith("test_"), f"refusing to drop schemas in {dbname!r}: not a test database"
     try:
-        conn = psycopg.connect(**_tenant_admin_conninfo(dbname))
+        conn = psycopg.connect(**tenant_conninfo(dbname=dbname))
     except psycopg.OperationalError:
         conn = None
     if conn is not None:

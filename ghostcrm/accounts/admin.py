@@ -30,7 +30,7 @@ def _super_admin_only(request: HttpRequest) -> bool:
     return bool(request.user.is_active and request.user.is_superuser)
 
 
-class UserSessionInline(admin.TabularInline):
+class UserSessionInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = UserSession
     fields = ("ip_address", "user_agent", "created_at", "last_seen_at")
     readonly_fields = fields
@@ -40,12 +40,6 @@ class UserSessionInline(admin.TabularInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[UserSession]:
         return super().get_queryset(request).filter(ended_at__isnull=True)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return _super_admin_only(request)

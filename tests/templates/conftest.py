@@ -18,27 +18,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from django.conf import settings
-from django.db import connections
 from psycopg import sql
 
 from tenants.engine.services import TenantRoles, schema_apply, schema_create, tenant_roles
+from tests.support import tenant_conninfo
 
 TENANT_DB = pytest.mark.django_db(databases=["default", "tenants"], transaction=True)
-
-
-def tenant_conninfo(**overrides: Any) -> dict[str, Any]:
-    params = connections[settings.TENANT_DB_ALIAS].settings_dict
-    info: dict[str, Any] = {
-        "host": params["HOST"] or "127.0.0.1",
-        "port": params["PORT"] or 5432,
-        "user": params["USER"] or None,
-        "password": params["PASSWORD"] or None,
-        "dbname": params["NAME"],
-        "autocommit": True,
-    }
-    info.update(overrides)
-    return info
 
 
 @dataclass

@@ -8,13 +8,13 @@ import django_rq
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import connections
 from rq import SimpleWorker
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
 from ghostcrm.audit.services import Actor
 from tenants import services
 from tenants.models import Organization
+from tests.support import tenant_conninfo
 
 ACTOR = Actor.system("test")
 TEMPLATES = Path(settings.BASE_DIR) / "migrations_sql" / "client-provisioning"
@@ -47,20 +47,6 @@ def request_organization() -> Callable[..., Organization]:
         return services.organization_request(name=name, admin_email=email, actor=ACTOR, **kwargs)
 
     return make
-
-
-def tenant_conninfo(**overrides: Any) -> dict[str, Any]:
-    params = connections[settings.TENANT_DB_ALIAS].settings_dict
-    info = {
-        "host": params["HOST"] or "127.0.0.1",
-        "port": params["PORT"] or 5432,
-        "user": params["USER"] or None,
-        "password": params["PASSWORD"] or None,
-        "dbname": params["NAME"],
-        "autocommit": True,
-    }
-    info.update(overrides)
-    return info
 
 
 def tenant_query(query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:

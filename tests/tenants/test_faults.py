@@ -105,7 +105,7 @@ def test_a_busy_organisation_is_left_to_the_worker_holding_its_lock(
 ) -> None:
     import psycopg
 
-    from tests.tenants.conftest import tenant_conninfo
+    from tests.support import tenant_conninfo
 
     organization = request_organization()
     with psycopg.connect(**tenant_conninfo()) as other:  # another worker's session holding the lock

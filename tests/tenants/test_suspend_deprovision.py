@@ -18,7 +18,8 @@ from ghostcrm.core.models import SystemSetting
 from tenants import provisioning, services
 from tenants.engine.services import tenant_roles
 from tenants.models import Domain, Organization, Tenant
-from tests.tenants.conftest import ACTOR, tenant_conninfo, tenant_query
+from tests.support import tenant_conninfo
+from tests.tenants.conftest import ACTOR, tenant_query
 
 Status = Organization.Status
 TENANT_DB = pytest.mark.django_db(databases=["default", "tenants"], transaction=True)

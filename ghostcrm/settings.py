@@ -157,6 +157,8 @@ TENANT_ROLE_PREFIX = env.str("TENANT_ROLE_PREFIX", default=f"gc{_test_suffix}")
 TENANT_TEMPLATES_DIR = BASE_DIR / "migrations_sql" / "client-provisioning"
 MAIN_DATABASE_TSQL_DIR = BASE_DIR / "migrations_sql" / "main-database"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# dumpdata / loaddata export encrypted fields as ciphertext, never plaintext (ghostcrm/core/fields.py).
+SERIALIZATION_MODULES = {fmt: f"ghostcrm.core.serializers.{fmt}" for fmt in ("python", "json", "jsonl", "yaml")}
 
 # --- Redis and RQ ------------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")

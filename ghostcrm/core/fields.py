@@ -11,6 +11,12 @@ without ``FIELD_ENCRYPTION_KEYS``, and changing ``SECRET_KEY`` makes values writ
 Values are stored as text (Fernet tokens are URL-safe base64), which every main-database engine holds.
 Fields carry ``encrypted = True``: audit snapshots redact them and the rotation command finds them.
 Encrypted columns cannot be searched: every lookup but ``isnull`` is refused.
+
+Serialization (``dumpdata``, fixtures) never writes plaintext: a value is exported as ``fernet:<token>``
+(``SERIALIZED_PREFIX``), encrypted with the newest key, and ``loaddata`` decrypts it with any configured key
+and stores it again. A dump is therefore as secret as the keys, and loads only where one of them is
+configured (anywhere else: a sentence naming the missing key). ``ghostcrm.core.serializers`` makes Django's
+python/json/jsonl/yaml serializers ask the field for this form (they would pass a string through as is).
 """
 
 from __future__ import annotations
@@ -25,11 +31,14 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from ghostcrm.core.errors import ApplicationError
 
+# Marks a serialized (exported) value as a Fernet token; a colon never occurs in a token, nor in its base64.
+SERIALIZED_PREFIX = "fernet:"
 GENERATE_KEY_HINT = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 
 
@@ -141,6 +150,26 @@ class EncryptedTextField(models.TextField):
     def from_plaintext(self, text: str) -> Any:
         return text
 
+    def from_serialized(self, value: Any) -> tuple[bool, Any]:
+        """``(True, plaintext value)`` for an exported ``fernet:<token>``, else ``(False, value)``."""
+        if not (isinstance(value, str) and value.startswith(SERIALIZED_PREFIX)):
+            return False, value
+        try:
+            text = decrypt_text(value[len(SERIALIZED_PREFIX) :], label=f"the exported {self.encrypted_label}")
+        except EncryptionKeyError as exc:
+            # loaddata reports it with the fixture's name; a form shows it as a field error.
+            raise DjangoValidationError(exc.message, code="encryption_key") from None
+        return True, self.from_plaintext(text)
+
+    def to_python(self, value: Any) -> Any:
+        serialized, value = self.from_serialized(value)
+        return value if serialized else super().to_python(value)
+
+    def value_to_string(self, obj: models.Model) -> Any:
+        """The exported form: never the plaintext (see the module's docstring)."""
+        value = self.value_from_object(obj)
+        return None if value is None else SERIALIZED_PREFIX + encrypt_text(self.to_plaintext(value))
+
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> Any:
         if value is None:
             return None
@@ -171,10 +200,7 @@ class EncryptedJSONField(EncryptedTextField):
         return json.loads(text)
 
     def to_python(self, value: Any) -> Any:
-        return value
-
-    def value_to_string(self, obj: models.Model) -> Any:
-        return self.value_from_object(obj)
+        return self.from_serialized(value)[1]
 
     def formfield(self, form_class: Any = None, choices_form_class: Any = None, **kwargs: Any) -> Any:
         return models.Field.formfield(self, form_class=form_class or forms.JSONField, **kwargs)

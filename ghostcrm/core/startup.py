@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.serializers.base import DeserializationError
 from django.db import Error as DatabaseError
 
 
@@ -19,6 +20,10 @@ def run_command_line(argv: list[str]) -> None:
     except ImproperlyConfigured as exc:
         sys.stderr.write(f"ghostcrm: configuration error: {_odbc_problem(exc) or exc}\n")
         sys.exit(2)
+    except DeserializationError as exc:
+        # loaddata: "Problem installing fixture '<file>': <why>" (e.g. a secret exported under another key).
+        sys.stderr.write(f"ghostcrm: {exc}\n")
+        sys.exit(1)
     except DatabaseError as exc:
         from ghostcrm.core.dbcheck import describe_unreachable
 

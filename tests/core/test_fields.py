@@ -3,14 +3,17 @@ is a clear sentence."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cryptography.fernet import Fernet
 from django.core.checks import run_checks
-from django.core.exceptions import FieldError
+from django.core.exceptions import FieldError, ValidationError
 from django.db import connection
 from django.test import override_settings
 
 from ghostcrm.core.fields import (
+    SERIALIZED_PREFIX,
     EncryptedJSONField,
     EncryptedTextField,
     EncryptionKeyError,
@@ -103,3 +106,88 @@ def test_lookups_on_encrypted_columns_are_refused() -> None:
     with pytest.raises(FieldError, match="Unsupported lookup"):
         list(IntegrationPreference.objects.filter(secrets={"a": "b"}))
     assert list(IntegrationPreference.objects.filter(secrets__isnull=True)) == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "yaml", "xml", "python"])
+def test_serialization_exports_ciphertext_and_loads_it_back(organization: Organization, fmt: str) -> None:
+    from django.core import serializers
+
+    preference = IntegrationPreference.objects.create(
+        organization=organization, provider="slack", settings=SLACK_SETTINGS, secrets=SLACK_SECRETS
+    )
+    Organization.objects.filter(pk=organization.pk).update(app_role_password="hunter2-role-password")
+    objects = [Organization.objects.get(pk=organization.pk), preference]
+    dumped = serializers.serialize(fmt, objects)
+    text = repr(dumped)  # the python format is a list of dicts
+    for plaintext in (*SLACK_SECRETS.values(), "bot_token", "hunter2-role-password"):
+        assert plaintext not in text
+    assert text.count(SERIALIZED_PREFIX) == 2
+
+    IntegrationPreference.objects.all().delete()
+    Organization.objects.all().delete()
+    for restored in serializers.deserialize(fmt, dumped):
+        restored.save()
+    assert IntegrationPreference.objects.get(pk=preference.pk).secrets == SLACK_SECRETS
+    assert Organization.objects.get(pk=organization.pk).app_role_password == "hunter2-role-password"
+    assert SLACK_SECRETS["bot_token"] not in stored_token(preference)
+
+
+@pytest.mark.django_db
+def test_dumpdata_writes_no_secret_and_loaddata_needs_a_configured_key(
+    organization: Organization, tmp_path: Path
+) -> None:
+    from django.core.management import call_command
+    from django.core.serializers.base import DeserializationError
+
+    key, other = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    with override_settings(FIELD_ENCRYPTION_KEYS=[key]):
+        preference = IntegrationPreference.objects.create(
+            organization=organization, provider="slack", settings=SLACK_SETTINGS, secrets=SLACK_SECRETS
+        )
+        dump = tmp_path / "integrations.json"
+        call_command("dumpdata", "integrations", output=str(dump), verbosity=0)
+        IntegrationPreference.objects.all().delete()
+    content = dump.read_text()
+    assert SLACK_SECRETS["bot_token"] not in content and SERIALIZED_PREFIX in content
+
+    # Elsewhere, without the key the dump was written with: one sentence naming the field and the fix.
+    with override_settings(FIELD_ENCRYPTION_KEYS=[other]), pytest.raises(DeserializationError) as caught:
+        call_command("loaddata", str(dump), verbosity=0)
+    error = str(caught.value)
+    assert error.startswith("Problem installing fixture")
+    assert "Cannot decrypt the exported integrations.IntegrationPreference.secrets" in error
+    assert key_fingerprint(other) in error
+    assert not IntegrationPreference.objects.exists()
+
+    # With that key among the configured ones (rotation under way), it loads and is stored under the newest.
+    with override_settings(FIELD_ENCRYPTION_KEYS=[other, key]):
+        call_command("loaddata", str(dump), verbosity=0)
+        assert IntegrationPreference.objects.get(pk=preference.pk).secrets == SLACK_SECRETS
+        assert Fernet(other.encode()).decrypt(stored_token(preference).encode())
+
+
+def test_a_form_value_that_looks_exported_but_does_not_decrypt_is_a_field_error() -> None:
+    with pytest.raises(ValidationError, match="Cannot decrypt"):
+        EncryptedTextField().clean(SERIALIZED_PREFIX + "not-a-token", None)
+    assert EncryptedTextField().clean("plain text", None) == "plain text"
+
+
+def test_a_fixture_that_cannot_load_is_one_sentence_on_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from django.core import management
+    from django.core.serializers.base import DeserializationError
+
+    from ghostcrm.core.startup import run_command_line
+
+    def loaddata(argv: list[str]) -> None:
+        raise DeserializationError("Problem installing fixture 'dump.json': Cannot decrypt the exported x.")
+
+    monkeypatch.setattr(management, "execute_from_command_line", loaddata)
+    with pytest.raises(SystemExit) as caught:
+        run_command_line(["manage.py", "loaddata", "dump.json"])
+    assert caught.value.code == 1
+    assert (
+        capsys.readouterr().err == "ghostcrm: Problem installing fixture 'dump.json': Cannot decrypt the exported x.\n"
+    )

@@ -412,6 +412,7 @@ class ServiceKeyAdmin(AuditedModelAdmin):
     list_display = ("name", "masked", "scopes", "expires_at", "revoked_at", "last_used_at", "created_at", "created_by")
     list_filter = ("revoked_at", "expires_at")
     search_fields = ("name", "prefix")
+    list_select_related = ("created_by",)  # shown per row: one join, not one query per key
     actions = ("revoke_selected",)
     readonly_fields = ("masked", "scopes", "expires_at", "revoked_at", "last_used_at", "created_at", "created_by")
 

@@ -287,10 +287,22 @@ def organization_request(
         existing = Organization.objects.filter(slug=data["slug"]).first()
         if existing is None:
             raise
-        return _same_client_or_conflict(existing, data)
+        existing = _same_client_or_conflict(existing, data)
+        if idempotency_key:
+            _bind_key(idempotency_key, fingerprint, existing)
+        return existing
     except DjangoValidationError as exc:
         raise ValidationError(" ".join(exc.messages), extra={"fields": exc.message_dict}) from None
     return organization
+
+
+def _bind_key(idempotency_key: str, fingerprint: str, organization: Organization) -> None:
+    """A key first used for a client that already existed now stands for that request (another body: 422)."""
+    try:
+        with transaction.atomic(using="default"):
+            IdempotencyRecord.objects.create(key=idempotency_key, fingerprint=fingerprint, organization=organization)
+    except IntegrityError:
+        _replay(idempotency_key, fingerprint)  # bound meanwhile by a concurrent request: same body or 422
 
 
 def _same_client_or_conflict(existing: Organization, data: dict[str, str]) -> Organization:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -64,7 +65,12 @@ class HasScope(BasePermission):
         key = request.auth
         if not isinstance(key, ServiceKey):
             raise exceptions.NotAuthenticated("Send a service key: Authorization: Bearer gcrm_…")
-        required = view.required_scopes.get(request.method, "")
+        method = request.method or ""
+        if not hasattr(view, method.lower()) or method.lower() not in view.http_method_names:
+            raise exceptions.MethodNotAllowed(method)  # a 405, not a missing scope
+        if method == "OPTIONS":
+            return True  # describes the endpoint; any valid key may ask
+        required = view.required_scopes.get("GET" if method == "HEAD" else method, "")
         if not required or required not in key.scope_list:
             raise exceptions.PermissionDenied(
                 f"This key lacks the scope {required or 'for this method'}.", code="insufficient_scope"
@@ -87,6 +93,21 @@ class ServiceKeyRateThrottle(SimpleRateThrottle):
         if not isinstance(key, ServiceKey):
             return None
         return self.cache_format % {"scope": self.scope, "ident": key.pk}
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        allowed = super().allow_request(request, view)
+        if self.rate is not None and getattr(self, "key", None):
+            # ``history`` holds this window's request times, newest first (this request included when allowed).
+            history = self.history
+            parsed_limit, parsed_duration = self.parse_rate(self.rate)
+            limit, duration = int(parsed_limit or 0), int(parsed_duration or 1)
+            reset = duration - (self.now - history[-1]) if history else duration
+            view.rate_limit_headers = {
+                "RateLimit-Limit": str(limit),
+                "RateLimit-Remaining": str(max(limit - len(history), 0)),
+                "RateLimit-Reset": str(max(math.ceil(reset), 1)),
+            }
+        return allowed
 
 
 class ServiceKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]

@@ -7,11 +7,33 @@ from rest_framework import serializers
 
 from tenants.models import Operation, Organization
 
+# The seed's triggerClientProvisioning({clientId, ...}) passes the caller's own id. The API does not take it:
+# the control plane assigns the organisation's UUID (returned as ``id``), and a caller that wants its retries
+# to be safe sends its own id as the Idempotency-Key header instead. Sending an id is refused, never ignored.
+CALLER_ID_FIELDS = ("id", "client_id", "clientId", "organization_id")
+CALLER_ID_MESSAGE = (
+    "The organisation's id is assigned by the server and returned in the response; to make a retried request "
+    "safe, send your own id as the Idempotency-Key header."
+)
+
 
 class OrganizationRequestSerializer(serializers.Serializer):
     client_name = serializers.CharField(max_length=200)
     admin_email = serializers.EmailField()
     plan = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+
+    def to_internal_value(self, data: Any) -> Any:
+        # Unknown fields are refused rather than ignored: a typo ("admin_mail") or a caller-supplied id would
+        # otherwise be dropped silently and the caller would believe it had been used.
+        if isinstance(data, dict):
+            errors = {
+                name: [CALLER_ID_MESSAGE if name in CALLER_ID_FIELDS else "Unknown field."]
+                for name in data
+                if name not in self.fields
+            }
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
 
 
 class LifecycleActionSerializer(serializers.Serializer):
@@ -85,13 +107,18 @@ class OrganizationDetailSerializer(OrganizationSerializer):
         return OperationSerializer(rows, many=True).data  # type: ignore[return-value]
 
 
-# The error body, as a raw OpenAPI schema (a serializer cannot have a field called "fields").
-ERROR_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "code": {"type": "string", "description": "Stable, machine-readable"},
-        "message": {"type": "string", "description": "A sentence for people"},
-        "fields": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
-    },
-    "required": ["code", "message"],
-}
+class ErrorSerializer(serializers.Serializer):
+    """Every error: a stable code and a sentence; ``fields`` for invalid input, ``retry_after`` for 429."""
+
+    code = serializers.CharField(help_text="Stable, machine-readable")
+    message = serializers.CharField(help_text="A sentence for people")
+    retry_after = serializers.IntegerField(required=False, help_text="429 only: seconds to wait")
+
+
+# A class body cannot declare a field called "fields" (it would shadow Serializer.fields), so add it here.
+ErrorSerializer._declared_fields["fields"] = serializers.DictField(
+    child=serializers.ListField(child=serializers.CharField()),
+    required=False,
+    help_text="Per-field messages (400)",
+)
+ERROR_SCHEMA = ErrorSerializer

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 
 from tenants.api import views
 
@@ -20,4 +20,6 @@ urlpatterns = [
         name="organization-deprovision",
     ),
     path("v1/operations/<str:operation_id>/", views.OperationDetailView.as_view(), name="operation-detail"),
+    # Last: every other URL under /api/ is a JSON 404 (before APPEND_SLASH could redirect a POST).
+    re_path(r"^(?P<path>.*)$", views.api_not_found, name="not-found"),
 ]

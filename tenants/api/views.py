@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.http import HttpRequest, JsonResponse
+from django.urls import Resolver404, resolve
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status as http
@@ -33,14 +35,29 @@ LIFECYCLE = ServiceKey.Scope.ORGANIZATIONS_LIFECYCLE
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
 # The service names fields after the model; the API after its request body.
 API_FIELD_NAMES = {"name": "client_name", "plan": "plan", "admin_email": "admin_email"}
-ERRORS = {
-    400: OpenApiResponse(ERROR_SCHEMA, description="Invalid fields"),
+# Every operation can answer these; each view adds the ones specific to it.
+AUTH_ERRORS = {
     401: OpenApiResponse(ERROR_SCHEMA, description="Missing, malformed, expired or revoked key"),
     403: OpenApiResponse(ERROR_SCHEMA, description="The key lacks the scope"),
-    404: OpenApiResponse(ERROR_SCHEMA, description="No such organisation or operation"),
-    409: OpenApiResponse(ERROR_SCHEMA, description="The lifecycle forbids this action now"),
-    429: OpenApiResponse(ERROR_SCHEMA, description="Rate limit reached; see Retry-After"),
+    429: OpenApiResponse(ERROR_SCHEMA, description="Rate limit reached; wait Retry-After seconds"),
 }
+INVALID = {400: OpenApiResponse(ERROR_SCHEMA, description="Invalid fields; `fields` names each problem")}
+NOT_FOUND = {404: OpenApiResponse(ERROR_SCHEMA, description="No such organisation or operation")}
+CONFLICT = {409: OpenApiResponse(ERROR_SCHEMA, description="The lifecycle forbids this action now")}
+RATE_LIMIT_HEADERS = [
+    OpenApiParameter(
+        "RateLimit-Limit", OpenApiTypes.INT, OpenApiParameter.HEADER, response=True,
+        description="Requests this key may make per window (API_KEY_RATE_LIMIT)",
+    ),
+    OpenApiParameter(
+        "RateLimit-Remaining", OpenApiTypes.INT, OpenApiParameter.HEADER, response=True,
+        description="Requests left in the current window",
+    ),
+    OpenApiParameter(
+        "RateLimit-Reset", OpenApiTypes.INT, OpenApiParameter.HEADER, response=True,
+        description="Seconds until a request slot frees up",
+    ),
+]  # fmt: skip
 
 
 class OrganizationPagination(LimitOffsetPagination):
@@ -57,6 +74,26 @@ class ServiceKeyAPIView(APIView):
     def actor(self, request: Request) -> Actor:
         key: ServiceKey = request.auth  # type: ignore[assignment]
         return Actor.api_key(key.pk, key.name)
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        # Set by ServiceKeyRateThrottle once the key is known, on successes and errors (429 included) alike.
+        for header, value in getattr(self, "rate_limit_headers", {}).items():
+            response[header] = value
+        return response
+
+
+def api_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
+    """Any URL under /api/ that names nothing: the API's JSON error shape, not Django's HTML page."""
+    message = f"There is no API endpoint at {request.path}."
+    if not request.path.endswith("/"):
+        try:
+            resolve(request.path + "/")
+        except Resolver404:
+            pass
+        else:
+            message += f" API URLs end with a slash: {request.path}/"
+    return JsonResponse({"code": "not_found", "message": message}, status=404)
 
 
 def _api_fields(exc: ValidationError) -> ValidationError:
@@ -75,8 +112,9 @@ class OrganizationListCreateView(ServiceKeyAPIView):
             OpenApiParameter("status", OpenApiTypes.STR, enum=Organization.Status.values),
             OpenApiParameter("limit", OpenApiTypes.INT),
             OpenApiParameter("offset", OpenApiTypes.INT),
+            *RATE_LIMIT_HEADERS,
         ],
-        responses={200: OrganizationSerializer(many=True), **ERRORS},
+        responses={200: OrganizationSerializer(many=True), **INVALID, **AUTH_ERRORS},
     )
     def get(self, request: Request) -> Response:
         queryset = selectors.organization_list(status=request.query_params.get("status") or None)
@@ -93,13 +131,28 @@ class OrganizationListCreateView(ServiceKeyAPIView):
                 "Idempotency-Key",
                 OpenApiTypes.STR,
                 OpenApiParameter.HEADER,
-                description="Same key and body: the first result again. Same key, other body: 422.",
-            )
+                description="Same key (per service key) and body: the same organisation again, as it is now, "
+                "even after it moved on. Same key, other body: 422.",
+            ),
+            OpenApiParameter(
+                "Location",
+                OpenApiTypes.URI,
+                OpenApiParameter.HEADER,
+                response=[202],
+                description="The organisation's status_url",
+            ),
+            *RATE_LIMIT_HEADERS,
         ],
         responses={
-            202: OrganizationSerializer,
-            422: OpenApiResponse(ERROR_SCHEMA, description="Idempotency-Key reused"),
-            **ERRORS,
+            202: OpenApiResponse(
+                OrganizationSerializer,
+                description="Accepted: provisioning runs on a worker; poll status_url until status is active "
+                "(or failed, with last_error).",
+            ),
+            **INVALID,
+            **AUTH_ERRORS,
+            409: OpenApiResponse(ERROR_SCHEMA, description="The same name is taken by another admin e-mail"),
+            422: OpenApiResponse(ERROR_SCHEMA, description="Idempotency-Key reused with another body"),
         },
     )
     def post(self, request: Request) -> Response:
@@ -132,7 +185,9 @@ class OrganizationDetailView(ServiceKeyAPIView):
     required_scopes = {"GET": READ}
 
     @extend_schema(
-        summary="One organisation, with its operations", responses={200: OrganizationDetailSerializer, **ERRORS}
+        summary="One organisation, with its operations",
+        parameters=RATE_LIMIT_HEADERS,
+        responses={200: OrganizationDetailSerializer, **NOT_FOUND, **AUTH_ERRORS},
     )
     def get(self, request: Request, organization_id: str) -> Response:
         organization = selectors.organization_get(organization_id=organization_id)
@@ -170,7 +225,10 @@ def _action_view(name: str, status_code: int, summary: str) -> Any:
         {"action_name": name, "accepted_status": status_code},
     )
     view.post = extend_schema(
-        summary=summary, request=LifecycleActionSerializer, responses={status_code: OrganizationSerializer, **ERRORS}
+        summary=summary,
+        request=LifecycleActionSerializer,
+        parameters=RATE_LIMIT_HEADERS,
+        responses={status_code: OrganizationSerializer, **INVALID, **NOT_FOUND, **CONFLICT, **AUTH_ERRORS},
     )(view.post)
     return view.as_view()
 
@@ -188,6 +246,10 @@ organization_deprovision_view = _action_view(
 class OperationDetailView(ServiceKeyAPIView):
     required_scopes = {"GET": READ}
 
-    @extend_schema(summary="One operation (a lifecycle step as it ran)", responses={200: OperationSerializer, **ERRORS})
+    @extend_schema(
+        summary="One operation (a lifecycle step as it ran)",
+        parameters=RATE_LIMIT_HEADERS,
+        responses={200: OperationSerializer, **NOT_FOUND, **AUTH_ERRORS},
+    )
     def get(self, request: Request, operation_id: str) -> Response:
         return Response(OperationSerializer(selectors.operation_get(operation_id=operation_id)).data)

@@ -194,3 +194,65 @@ def test_service_key_admin_refuses_bad_input(admin_session: Any) -> None:
     response = admin_session.post(add, {"name": "x"})
     assert "scopes" in response.context["adminform"].form.errors
     assert not ServiceKey.objects.exists()
+
+
+def _changelist_queries(admin_session: Any, url: str) -> int:
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connections["default"]) as queries:
+        response = admin_session.get(url)
+    assert response.status_code == 200
+    return len(queries.captured_queries)
+
+
+def _add_rows(start: int, count: int, super_admin: Any) -> None:
+    from tenants.keys import service_key_create
+
+    for i in range(start, start + count):
+        organization = _org(f"Client {i}", status="active", activated_at=timezone.now(), plan_code="pro")
+        services.organization_transition(organization_id=organization.pk, to_status="suspended",
+                                         actor=Actor.system("t"), step="suspend")  # fmt: skip
+        service_key_create(name=f"key {i}", scopes=["organizations:read"], actor=Actor.system("t"),
+                           created_by=super_admin)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "url",
+    [CHANGELIST, reverse("admin:tenants_operation_changelist"), reverse("admin:tenants_servicekey_changelist")],
+)
+def test_admin_list_pages_run_a_fixed_number_of_queries(admin_session: Any, super_admin: Any, url: str) -> None:
+    """No query per row: three rows or nine, the page costs the same."""
+    _add_rows(0, 3, super_admin)
+    few = _changelist_queries(admin_session, url)
+    _add_rows(3, 6, super_admin)
+    many = _changelist_queries(admin_session, url)
+    assert many == few, f"{url}: {few} queries with 3 rows, {many} with 9"
+
+
+def test_dashboard_percentiles_from_known_durations_overall_and_per_hour() -> None:
+    """p50/p95 by linear interpolation over the last day; activations older than a day are left out."""
+    now = timezone.now().replace(minute=30, second=0, microsecond=0)
+    recent = now - dt.timedelta(minutes=10)  # in the last hourly bucket
+    earlier = now - dt.timedelta(hours=5, minutes=10)
+    durations = {recent: [60, 120, 180, 240], earlier: [600, 1200]}
+    n = 0
+    for activated, seconds_list in durations.items():
+        for seconds in seconds_list:
+            _org(f"Timed {n}", status="active", created_at=activated - dt.timedelta(seconds=seconds),
+                 activated_at=activated)  # fmt: skip
+            n += 1
+    _org("Old", status="active", created_at=now - dt.timedelta(days=3), activated_at=now - dt.timedelta(days=2))
+    _org("Never", status="failed")
+    stats = provisioning_dashboard(now=now)
+    everything = sorted([60, 120, 180, 240, 600, 1200])
+    assert stats.activated_last_day == 6
+    assert stats.p50_seconds == pytest.approx((180 + 240) / 2)
+    assert stats.p95_seconds == pytest.approx(600 + (1200 - 600) * 0.75)  # position 4.75 of 0..5
+    assert stats.p50_seconds == pytest.approx(percentile(everything, 0.5))
+    by_start = {bucket["start"]: bucket for bucket in stats.hourly}
+    assert len(stats.hourly) == 24 and sum(bucket["count"] for bucket in stats.hourly) == 6
+    last = stats.hourly[-1]
+    assert (last["count"], last["p50"], last["p95"]) == (4, 150.0, pytest.approx(240 - 60 * 0.15))
+    earlier_bucket = next(b for start, b in by_start.items() if start <= earlier < start + dt.timedelta(hours=1))
+    assert (earlier_bucket["count"], earlier_bucket["p50"]) == (2, 900.0)

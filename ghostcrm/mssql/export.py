@@ -16,7 +16,6 @@ Each script:
 from __future__ import annotations
 
 import hashlib
-import itertools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -360,15 +359,20 @@ def assign_numbers(
             f"scripts for migrations that no longer exist: {', '.join(gone)}. If they were never applied to a "
             f"server, run `{GENERATED_BY} --renumber`; otherwise restore those migrations."
         )
-    order = {s.key: i for i, s in enumerate(scripts)}
     kept = sorted((numbers[f"{s.app}_{s.name}"], s) for s in scripts if f"{s.app}_{s.name}" in numbers)
-    # Existing scripts must still be in a valid order (a migration may have gained a dependency).
-    for (_, earlier), (_, later) in itertools.pairwise(kept):
-        if order[earlier.key] > order[later.key]:
-            raise ExportError(
-                f"{later.app}.{later.name} must now run before {earlier.app}.{earlier.name}, but its script has a "
-                f"higher number. Run `{GENERATED_BY} --renumber` if neither was applied to a server yet."
-            )
+    # Existing scripts must still come after their dependencies (a migration may have gained one). Only real
+    # dependency edges count: the plan's order between unrelated apps is arbitrary, and a script appended
+    # later for an earlier app (accounts.0003 after tenant_sql.0001) is valid.
+    graph = MigrationLoader(None, ignore_no_migrations=True).graph
+    for number, script in kept:
+        node = graph.node_map.get(script.key)
+        for parent in node.parents if node is not None else ():
+            parent_number = numbers.get(f"{parent.key[0]}_{parent.key[1]}")
+            if parent_number is not None and parent_number > number:
+                raise ExportError(
+                    f"{script.app}.{script.name} depends on {parent.key[0]}.{parent.key[1]}, but its script has "
+                    f"a lower number. Run `{GENERATED_BY} --renumber` if neither was applied to a server yet."
+                )
     next_number = max(numbers.values(), default=0) + 1
     result = list(kept)
     for script in scripts:

@@ -307,6 +307,9 @@ def test_existing_numbers_never_change_when_migrations_are_added(generated: dict
     assert set(before) < set(files), "every existing file keeps its name"
     (added,) = set(files) - set(before)
     assert added == f"{len(generated):03d}_sessions_0001_initial.sql"
+    # Once written, the appended script (an earlier app than the last one, no dependency on it) stays valid.
+    (tmp_path / added).write_text(files[added], encoding="utf-8")
+    assert set(export.generate(numbering_from=tmp_path)) == set(files)
 
     # A script whose migration disappeared is refused, unless everything is renumbered on purpose.
     (tmp_path / "900_audit_0002_gone.sql").write_text("-- x\n", encoding="utf-8")

@@ -172,6 +172,8 @@ class Invitation(models.Model):
     )
     revoked_at = models.DateTimeField(null=True, blank=True)
     expired_at = models.DateTimeField(null=True, blank=True)
+    # Acceptances refused because the typed address did not match; too many revoke the invitation.
+    email_mismatches = models.PositiveSmallIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -205,15 +207,29 @@ class Invitation(models.Model):
 
 
 class InvitationSend(models.Model):
-    """One e-mail sent for an invitation (first send and each resend): what the rate limits count."""
+    """One e-mail sent for an invitation (first send and each resend): what the rate limits count.
+
+    ``token_hash`` is the SHA-256 of the link in that e-mail, so a link replaced by a resend is still
+    recognised and answered "replaced by a newer invitation" (410) rather than "unknown link" (404).
+    """
 
     invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="sends")
     inviter = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     email = models.EmailField(db_index=True)
     sent_at = models.DateTimeField(default=timezone.now, db_index=True)
+    token_hash = models.CharField(max_length=64, null=True, blank=True, editable=False)
+
+    audit_redacted_fields = ("token_hash",)
 
     class Meta:
         ordering = ["-sent_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["token_hash"],
+                condition=models.Q(token_hash__isnull=False),
+                name="accounts_invitationsend_token_uniq",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.email} @ {self.sent_at:%Y-%m-%d %H:%M}"

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from ghostcrm.accounts.models import Invitation, PasswordHistory, User, UserSession
+from ghostcrm.accounts.models import Invitation, InvitationSend, PasswordHistory, User, UserSession
 
 BACKUP_DEVICE_NAME = "backup codes"
 
@@ -60,11 +60,23 @@ def user_session_for_key(*, session_key: str) -> UserSession | None:
     return UserSession.objects.filter(session_key_hash=token_hash(session_key)).first()
 
 
-def invitation_for_token(*, token: str) -> Invitation | None:
-    """The invitation a link's token belongs to (by hash), whatever its state; None for unknown tokens."""
-    if not token or len(token) > 200:
+def _plausible_token(token: str) -> bool:
+    return bool(token) and len(token) <= 200
+
+
+def invitation_for_token(*, token: str, for_update: bool = False) -> Invitation | None:
+    """The invitation whose current link carries ``token`` (by hash), whatever its state; None otherwise."""
+    if not _plausible_token(token):
         return None
-    return Invitation.objects.select_related("inviter").filter(token_hash=token_hash(token)).first()
+    invitations = Invitation.objects.select_for_update() if for_update else Invitation.objects.select_related("inviter")
+    return invitations.filter(token_hash=token_hash(token)).first()
+
+
+def invitation_send_for_token(*, token: str) -> InvitationSend | None:
+    """The invitation e-mail whose link carried ``token``, also when a resend has since replaced that link."""
+    if not _plausible_token(token):
+        return None
+    return InvitationSend.objects.select_related("invitation").filter(token_hash=token_hash(token)).first()
 
 
 def invitation_target_label(*, invitation: Invitation) -> str:

@@ -53,6 +53,7 @@ SEEN_AT_SESSION_KEY = "_gc_seen_at"
 REAUTH_AT_SESSION_KEY = "_gc_reauth_at"
 
 BACKUP_CODE_COUNT = 10
+INVITATION_MAX_EMAIL_MISMATCHES = 5  # acceptances with a wrong address before the invitation is revoked
 DEMO_ADMIN_EMAIL = "demo-admin@ghostcrm.local"
 
 
@@ -494,7 +495,9 @@ def _invitation_send(*, invitation: Invitation, token: str, inviter: User | None
             f"The invitation e-mail to {invitation.email} could not be sent ({exc}); try again."
         ) from exc
     now = timezone.now()
-    InvitationSend.objects.create(invitation=invitation, inviter=inviter, email=invitation.email, sent_at=now)
+    InvitationSend.objects.create(
+        invitation=invitation, inviter=inviter, email=invitation.email, sent_at=now, token_hash=invitation.token_hash
+    )
     invitation.sent_at = now
     invitation.send_count += 1
     invitation.save(update_fields=["sent_at", "send_count"])
@@ -610,6 +613,11 @@ def invitation_gone_reason(invitation: Invitation) -> str | None:
     if invitation.state == Invitation.State.ACCEPTED:
         return "This invitation has already been accepted. Sign in instead, or ask for a new invitation."
     if invitation.state == Invitation.State.REVOKED:
+        if invitation.email_mismatches >= INVITATION_MAX_EMAIL_MISMATCHES:
+            return (
+                "This invitation was withdrawn after too many attempts with a different e-mail address. "
+                "Ask the person who invited you for a new one."
+            )
         return "This invitation was withdrawn. Ask the person who invited you for a new one."
     if invitation.state == Invitation.State.EXPIRED or invitation.expires_at <= timezone.now():
         return (
@@ -617,6 +625,32 @@ def invitation_gone_reason(invitation: Invitation) -> str | None:
             "Ask the person who invited you to send it again."
         )
     return None
+
+
+def invitation_for_link(*, token: str, for_update: bool = False) -> Invitation:
+    """The usable invitation an invitation link opens.
+
+    Raises NotFound (404) for a link that never existed and InvitationGone (410, with a sentence) for one
+    that was accepted, expired, revoked or replaced by a resend: the person holding it learns what to do.
+    """
+    invitation = selectors.invitation_for_token(token=token, for_update=for_update)
+    if invitation is None:
+        send = selectors.invitation_send_for_token(token=token)
+        if send is None:
+            raise NotFound("This invitation link is not valid. Check that you copied the whole link.")
+        replaced = send.invitation
+        gone = invitation_gone_reason(replaced)
+        if gone is None:
+            sent = f" on {replaced.sent_at:%Y-%m-%d %H:%M} UTC" if replaced.sent_at else ""
+            gone = (
+                f"This link was replaced by a newer invitation e-mail sent{sent}. "
+                "Use the link in the most recent e-mail; this one no longer works."
+            )
+        raise InvitationGone(gone)
+    gone = invitation_gone_reason(invitation)
+    if gone:
+        raise InvitationGone(gone)
+    return invitation
 
 
 def invitation_accept(
@@ -636,16 +670,7 @@ def invitation_accept(
     """
     user: User | None = None
     with transaction.atomic():
-        invitation = (
-            Invitation.objects.select_for_update().filter(token_hash=selectors.token_hash(token or "")).first()
-            if token and len(token) <= 200
-            else None
-        )
-        if invitation is None:
-            raise NotFound("This invitation link is not valid. Check that you copied the whole link.")
-        gone = invitation_gone_reason(invitation)
-        if gone:
-            raise InvitationGone(gone)
+        invitation = invitation_for_link(token=token, for_update=True)
         if (email or "").strip().lower() != invitation.email:
             mismatch = invitation  # audited below, outside the transaction this error rolls back
         else:
@@ -654,19 +679,54 @@ def invitation_accept(
                 invitation=invitation, password=password, first_name=first_name, last_name=last_name, request=request
             )
     if mismatch is not None:
-        audit_record(
-            action="invitation.accept",
-            actor=Actor(AuditEvent.ActorType.USER, "", (email or "")[:255]),
-            target=mismatch,
-            request=request,
-            outcome=AuditEvent.Outcome.DENIED,
-            message="E-mail address did not match the invitation.",
-        )
+        _invitation_mismatch_record(invitation_id=mismatch.pk, typed=email, request=request)
         raise ValidationError(
             "This invitation was sent to a different e-mail address; type the address it was sent to.",
             extra={"fields": {"email": ["Does not match the invitation."]}},
         )
     return invitation, user
+
+
+def _invitation_mismatch_record(*, invitation_id: int, typed: str, request: HttpRequest | None) -> None:
+    """Count an acceptance refused for a wrong address (audited); the last allowed one revokes the invitation.
+
+    The link itself is 32 random bytes, but the invited address is the second thing its holder must know:
+    capping wrong guesses per invitation (not per IP) keeps a forwarded or leaked link from being worked on.
+    """
+    with transaction.atomic():
+        invitation = Invitation.objects.select_for_update().get(pk=invitation_id)
+        invitation.email_mismatches += 1
+        invitation.save(update_fields=["email_mismatches"])
+        audit_record(
+            action="invitation.accept",
+            actor=Actor(AuditEvent.ActorType.USER, "", (typed or "")[:255]),
+            target=invitation,
+            request=request,
+            outcome=AuditEvent.Outcome.DENIED,
+            after={"email_mismatches": invitation.email_mismatches},
+            message="E-mail address did not match the invitation.",
+        )
+        if (
+            invitation.email_mismatches < INVITATION_MAX_EMAIL_MISMATCHES
+            or invitation.state != Invitation.State.PENDING
+        ):
+            return
+        invitation.state = Invitation.State.REVOKED
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["state", "revoked_at"])
+        audit_record(
+            action="invitation.revoke",
+            actor=Actor.system("invitation_accept"),
+            target=invitation,
+            request=request,
+            before={"state": "pending"},
+            after={"state": "revoked"},
+            message=(
+                f"Invitation for {invitation.email} revoked after {invitation.email_mismatches} acceptances "
+                "with a different e-mail address."
+            ),
+        )
+    raise InvitationGone(invitation_gone_reason(invitation) or "This invitation was withdrawn.")
 
 
 def _invitation_accept_locked(

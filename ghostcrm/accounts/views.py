@@ -27,7 +27,7 @@ from django.views.decorators.http import require_http_methods
 from ghostcrm.accounts import lockout, selectors, services
 from ghostcrm.accounts.forms import CodeForm, EnrolForm, InvitationAcceptForm, LoginForm, PasswordConfirmForm
 from ghostcrm.audit.services import Actor
-from ghostcrm.core.errors import ApplicationError
+from ghostcrm.core.errors import ApplicationError, NotFound
 
 
 def _context(request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
@@ -249,28 +249,37 @@ def mfa_reset_view(request: HttpRequest) -> HttpResponse:
     return redirect("accounts:login")
 
 
+def email_hint(email: str) -> str:
+    """The invited address with most of its local part hidden: enough for its owner to recognise, while the
+    holder of a forwarded link still has to know the address to accept (``ne••••••••@example.com``)."""
+    local, _, domain = email.partition("@")
+    shown = local[:2] if len(local) > 4 else local[:1]
+    return f"{shown}{'•' * max(3, len(local) - len(shown))}@{domain}"
+
+
+def _invitation_gone(request: HttpRequest, exc: ApplicationError) -> HttpResponse:
+    return render(
+        request,
+        "accounts/invitation_gone.html",
+        _context(request, "Invitation no longer valid", reason=exc.message),
+        status=410,
+    )
+
+
 @sensitive_post_parameters("password1", "password2")
 @csrf_protect
 @never_cache
 @require_http_methods(["GET", "POST"])
 def invitation_view(request: HttpRequest, token: str) -> HttpResponse:
-    """GET shows who invited whom to what and changes nothing; only the POST accepts."""
-    invitation = selectors.invitation_for_token(token=token)
-    if invitation is None:
+    """GET shows who invited you to what and changes nothing; only the POST accepts."""
+    try:
+        invitation = services.invitation_for_link(token=token)
+    except NotFound:
         return render(
-            request,
-            "accounts/invitation_invalid.html",
-            _context(request, "Invitation link not valid"),
-            status=404,
+            request, "accounts/invitation_invalid.html", _context(request, "Invitation link not valid"), status=404
         )
-    gone = services.invitation_gone_reason(invitation)
-    if gone:
-        return render(
-            request,
-            "accounts/invitation_gone.html",
-            _context(request, "Invitation no longer valid", reason=gone),
-            status=410,
-        )
+    except services.InvitationGone as exc:
+        return _invitation_gone(request, exc)
     form = InvitationAcceptForm(request.POST or None)
     status = 200
     if request.method == "POST" and form.is_valid():
@@ -284,12 +293,7 @@ def invitation_view(request: HttpRequest, token: str) -> HttpResponse:
                 request=request,
             )
         except services.InvitationGone as exc:
-            return render(
-                request,
-                "accounts/invitation_gone.html",
-                _context(request, "Invitation no longer valid", reason=exc.message),
-                status=410,
-            )
+            return _invitation_gone(request, exc)
         except ApplicationError as exc:
             fields = exc.extra.get("fields", {})
             if "password" in fields:
@@ -320,6 +324,7 @@ def invitation_view(request: HttpRequest, token: str) -> HttpResponse:
             "Invitation",
             form=form,
             invitation=invitation,
+            email_hint=email_hint(invitation.email),
             inviter_name=invitation.inviter.get_full_name() if invitation.inviter else "GhostCRM",
             inviter_email=invitation.inviter.email if invitation.inviter else "",
             target=selectors.invitation_target_label(invitation=invitation),

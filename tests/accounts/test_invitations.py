@@ -149,6 +149,29 @@ def test_email_must_match(client, super_admin):
     assert AuditEvent.objects.filter(action="invitation.accept", outcome="denied").exists()
 
 
+def test_page_hints_at_the_invited_address_without_revealing_it(client, super_admin):
+    _invitation, token = _invite(email="new.person@example.com", inviter=super_admin)
+    text = client.get(reverse("accounts:invitation", args=[token])).content.decode()
+    assert "new.person@example.com" not in text
+    assert "ne••••••••@example.com" in text
+
+
+def test_repeated_wrong_addresses_revoke_the_invitation(client, super_admin):
+    invitation, token = _invite(inviter=super_admin)
+    limit = services.INVITATION_MAX_EMAIL_MISMATCHES
+    statuses = [_accept(client, token, email=f"guess{i}@example.com").status_code for i in range(limit)]
+    assert statuses == [400] * (limit - 1) + [410]
+    invitation.refresh_from_db()
+    assert invitation.state == Invitation.State.REVOKED and invitation.email_mismatches == limit
+    # even the right address is now refused, with a sentence saying why
+    response = _accept(client, token)
+    assert response.status_code == 410 and "too many attempts with a different e-mail" in response.content.decode()
+    assert not User.objects.filter(email=invitation.email).exists()
+    assert AuditEvent.objects.filter(action="invitation.accept", outcome="denied").count() == limit
+    revoke = AuditEvent.objects.get(action="invitation.revoke", target_id=str(invitation.pk))
+    assert revoke.actor_type == AuditEvent.ActorType.SYSTEM
+
+
 def test_weak_password_refused_and_nothing_written(client, super_admin):
     invitation, token = _invite(inviter=super_admin)
     response = _accept(client, token, password="short")
@@ -163,11 +186,26 @@ def test_resend_issues_a_new_token_and_the_old_one_stops_working(client, super_a
     services.invitation_resend(invitation_id=invitation.pk, inviter=super_admin, actor=Actor.for_user(super_admin))
     new = re.search(r"/accounts/invitations/([A-Za-z0-9_-]+)/", mail.outbox[-1].body).group(1)
     assert new != old
-    assert client.get(reverse("accounts:invitation", args=[old])).status_code == 404
+    replaced = client.get(reverse("accounts:invitation", args=[old]))
+    assert replaced.status_code == 410 and "replaced by a newer invitation e-mail" in replaced.content.decode()
+    assert _accept(client, old).status_code == 410
     assert client.get(reverse("accounts:invitation", args=[new])).status_code == 200
     invitation.refresh_from_db()
-    assert invitation.send_count == 2
+    assert invitation.send_count == 2 and invitation.state == Invitation.State.PENDING
+    assert not User.objects.filter(email=invitation.email).exists()
     assert AuditEvent.objects.filter(action="invitation.resend").exists()
+    # every link sent is remembered only as its hash
+    hashes = set(invitation.sends.values_list("token_hash", flat=True))
+    assert hashes == {hashlib.sha256(t.encode()).hexdigest() for t in (old, new)}
+
+
+def test_replaced_link_of_an_accepted_invitation_says_accepted(client, super_admin):
+    invitation, old = _invite(inviter=super_admin)
+    services.invitation_resend(invitation_id=invitation.pk, inviter=super_admin, actor=Actor.for_user(super_admin))
+    new = re.search(r"/accounts/invitations/([A-Za-z0-9_-]+)/", mail.outbox[-1].body).group(1)
+    assert _accept(client, new).status_code == 302
+    response = type(client)().get(reverse("accounts:invitation", args=[old]))
+    assert response.status_code == 410 and "already been accepted" in response.content.decode()
 
 
 def test_rate_limit_per_inviter(super_admin):

@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from axes.handlers.database import AxesDatabaseHandler
-from axes.helpers import get_client_ip_address, get_failure_limit
+from axes.helpers import get_failure_limit
 from django.conf import settings
 from django.db.models import Max, Sum
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -129,4 +129,7 @@ def lockout_response(
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    return get_client_ip_address(request)
+    """AXES_CLIENT_IP_CALLABLE: the lockout counts per the same address the audit log records."""
+    from ghostcrm.audit.services import _client_ip
+
+    return _client_ip(request)

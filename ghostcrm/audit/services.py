@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 import json
 import uuid
 from dataclasses import dataclass
@@ -67,10 +68,21 @@ def model_snapshot(obj: models.Model) -> dict[str, Any]:
 
 
 def _client_ip(request: HttpRequest) -> str | None:
-    if getattr(settings, "AUDIT_TRUST_X_FORWARDED_FOR", False):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip() or None
+    """The client's address, as the audit log, session records and the sign-in lockout all see it.
+
+    Behind ``TRUSTED_PROXY_COUNT`` reverse proxies, each appending the address it received from to
+    X-Forwarded-For, the client is the entry that many places from the right; entries further left were
+    written by the client and are never trusted (they would let anyone dodge the per-address lockout).
+    Without proxies (0, the default) it is REMOTE_ADDR.
+    """
+    proxies = int(getattr(settings, "TRUSTED_PROXY_COUNT", 0))
+    if proxies > 0:
+        hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+        if len(hops) >= proxies:  # fewer hops: the request did not come through every proxy, use the peer
+            try:
+                return str(ipaddress.ip_address(hops[-proxies]))
+            except ValueError:
+                pass  # a proxy that writes something else (host:port): fall back to the peer address
     return request.META.get("REMOTE_ADDR") or None
 
 

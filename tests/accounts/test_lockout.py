@@ -155,3 +155,32 @@ def test_completed_sign_in_resets_the_failure_count(client, staff_user):
         password_step(client, staff_user.email)
         assert client.post(reverse("accounts:mfa"), {"code": totp_code(device)}).status_code == 302
     assert not AccessAttempt.objects.exists()
+
+
+def test_behind_a_proxy_the_lock_and_the_audit_use_the_address_the_proxy_saw(client, staff_user, settings):
+    """TRUSTED_PROXY_COUNT=1: the rightmost X-Forwarded-For entry is the client; the ones the client wrote
+    itself (left of it) change nothing, so rotating them does not dodge the lock."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}
+    with freeze_time(START):
+        for i in range(5):
+            forged = {"HTTP_X_FORWARDED_FOR": f"198.51.100.{i}, 203.0.113.7"}
+            password_step(client, staff_user.email, "wrong-password-guess", **proxy, **forged)
+        again = password_step(client, staff_user.email, HTTP_X_FORWARDED_FOR="198.51.100.99, 203.0.113.7", **proxy)
+        assert again.status_code == 429
+        other = password_step(client, staff_user.email, HTTP_X_FORWARDED_FOR="203.0.113.8", **proxy)
+        assert other.status_code == 302  # another client behind the same proxy is not locked
+    assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"203.0.113.7"}
+    lockout = AuditEvent.objects.get(action="auth.lockout")
+    assert lockout.ip_address == "203.0.113.7"
+    assert AuditEvent.objects.get(action="auth.login.step").ip_address == "203.0.113.8"
+
+
+def test_without_a_trusted_proxy_x_forwarded_for_is_ignored(client, staff_user, settings):
+    settings.TRUSTED_PROXY_COUNT = 0
+    with freeze_time(START):
+        for i in range(5):
+            password_step(client, staff_user.email, "wrong-password-guess", HTTP_X_FORWARDED_FOR=f"198.51.100.{i}")
+        assert password_step(client, staff_user.email, HTTP_X_FORWARDED_FOR="198.51.100.77").status_code == 429
+    assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"127.0.0.1"}
+    assert AuditEvent.objects.get(action="auth.lockout").ip_address == "127.0.0.1"

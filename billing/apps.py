@@ -19,6 +19,11 @@ def _validate_prefix(value: Any) -> None:
         raise ValidationError("billing.number_prefix must be 1 to 8 capital letters or digits, e.g. GC.")
 
 
+def _validate_required(value: Any) -> None:
+    if not str(value).strip():
+        raise ValidationError("billing.seller_name must not be empty: a legal invoice names its seller.")
+
+
 class BillingConfig(AppConfig):
     name = "billing"
     verbose_name = "Billing"
@@ -49,6 +54,25 @@ class BillingConfig(AppConfig):
                 min_value=0,
                 max_value=365,
                 help_text="Days after the due date before an unpaid invoice suspends the tenant.",
+            ),
+            SettingSpec(
+                key="billing.seller_name",
+                type=str,
+                default="GhostCRM",
+                validators=(_validate_required,),
+                help_text="The seller's legal name, printed at the top of every invoice.",
+            ),
+            SettingSpec(
+                key="billing.seller_address",
+                type=str,
+                default="",
+                help_text="The seller's postal address, printed on invoices (several lines allowed).",
+            ),
+            SettingSpec(
+                key="billing.seller_tax_id",
+                type=str,
+                default="",
+                help_text="The seller's VAT or tax registration number, printed on invoices.",
             ),
             SettingSpec(
                 key="billing.number_prefix",

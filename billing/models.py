@@ -13,6 +13,7 @@ SQLite all support; so optional provider ids are NULL, never the empty string, w
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -144,7 +145,8 @@ class TaxRate(models.Model):
         constraints = [_provider_unique("taxrate")]
 
     def __str__(self) -> str:
-        return f"{self.name} {self.percentage.normalize()}%"
+        # format "f": Decimal("20.0000").normalize() alone prints as "2E+1".
+        return f"{self.name} {format(Decimal(self.percentage).normalize(), 'f')}%"
 
 
 class Customer(models.Model):

@@ -7,10 +7,21 @@ import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Sum
 from django.utils import timezone
 
-from billing.models import Customer, Invoice, InvoiceLine, MrrMovement, Plan, Subscription, UsageReading
+from billing.models import (
+    CreditNote,
+    Customer,
+    Invoice,
+    InvoiceLine,
+    MrrMovement,
+    Payment,
+    Plan,
+    Subscription,
+    UsageReading,
+)
 from billing.money import round_minor
 from billing.pricing import (
     Tier,
@@ -450,4 +461,57 @@ def revenue_summary(*, currency: str | None = None, at: dt.datetime | None = Non
         past_due_count=overdue.count(),
         top_accounts=top,
         active_subscriptions=sum(1 for s in subscriptions if s.status in Subscription.MRR_STATUSES),
+    )
+
+
+# --- Printable invoice -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaxSummaryRow:
+    name: str  # "VAT 20%" or "No tax"
+    base: int  # the lines' amounts (minor units)
+    tax: int
+
+
+@dataclass
+class InvoiceDocument:
+    """Everything the printable invoice shows, read in a fixed number of queries."""
+
+    invoice: Invoice
+    seller_name: str
+    seller_address: str
+    seller_tax_id: str
+    lines: list[InvoiceLine]
+    tax_summary: list[TaxSummaryRow]
+    credit_notes: list[CreditNote]
+    payments: list[Payment]
+
+
+def invoice_document(*, invoice_id: uuid.UUID | str) -> InvoiceDocument:
+    """The invoice with its seller (system settings), buyer, lines, tax per rate, credit notes and payments."""
+    from ghostcrm.core.system_settings import setting_value
+
+    try:
+        invoice = Invoice.objects.select_related("customer", "customer__organization").get(pk=invoice_id)
+    except (Invoice.DoesNotExist, ValueError, DjangoValidationError):
+        raise NotFound(f"There is no invoice {invoice_id}.", code="invoice_not_found") from None
+    lines = list(invoice.lines.select_related("tax_rate").order_by("created_at", "id"))
+    # Tax per rate: the base and tax of each rate are sums of the lines' already-rounded figures, so the
+    # summary adds up to the invoice's subtotal and tax exactly.
+    by_rate: dict[str, list[int]] = {}
+    for line in lines:
+        name = str(line.tax_rate) if line.tax_rate_id else "No tax"
+        base_tax = by_rate.setdefault(name, [0, 0])
+        base_tax[0] += line.amount
+        base_tax[1] += line.tax_amount
+    return InvoiceDocument(
+        invoice=invoice,
+        seller_name=setting_value("billing.seller_name"),
+        seller_address=setting_value("billing.seller_address"),
+        seller_tax_id=setting_value("billing.seller_tax_id"),
+        lines=lines,
+        tax_summary=[TaxSummaryRow(name, base, tax) for name, (base, tax) in by_rate.items()],
+        credit_notes=list(invoice.credit_notes.select_related("refund").order_by("created_at")),
+        payments=list(invoice.payments.order_by("created_at")),
     )

@@ -370,6 +370,14 @@ def invoice_draft_create(
     return invoice
 
 
+def document_year(at: dt.datetime) -> int:
+    """The numbering year of a document finalised at ``at``: the UTC calendar year (the printed dates are UTC
+    too), so 31 Dec 23:59:59 UTC is the old year and 1 Jan 00:00 UTC the new one, whatever zone ``at`` is in."""
+    if timezone.is_naive(at):
+        raise ValueError("document dates must be timezone-aware")
+    return at.astimezone(dt.UTC).year
+
+
 def _next_number(*, kind: str, year: int) -> str:
     """The next document number of the year, gap-free: the counter row is locked until the caller commits.
 
@@ -435,7 +443,7 @@ def invoice_finalize(*, invoice_id: uuid.UUID | str, actor: Actor, at: dt.dateti
     if customer.balance != 0:
         customer.balance_currency = invoice.currency
     customer.save(update_fields=["balance", "balance_currency"])
-    invoice.number = _next_number(kind="INV", year=at.year)
+    invoice.number = _next_number(kind="INV", year=document_year(at))
     invoice.finalized_at = at
     invoice.due_date = at + dt.timedelta(days=setting_value("billing.invoice_due_days"))
     invoice.status = Invoice.Status.OPEN
@@ -513,10 +521,16 @@ def payment_record(
     actor: Actor,
     method: str = Payment.Method.MANUAL,
     provider_reference: str | None = None,
+    excess_to_credit: bool = False,
     at: dt.datetime | None = None,
 ) -> Payment:
     """A successful payment against an open invoice (minor units). Paying it in full marks it paid, brings a
     past-due subscription back to active and resumes a tenant that dunning suspended.
+
+    Overpayment: by default a payment above what is still due is refused (``overpayment``: a typing mistake
+    in the admin). With ``excess_to_credit`` (money a provider has already collected), the payment records
+    what was due and the excess becomes customer credit (a negative balance) used by the next invoice, as
+    Stripe's customer balance does.
 
     Idempotent on ``provider_reference``: the same provider payment recorded twice is one payment.
     """
@@ -530,12 +544,14 @@ def payment_record(
         raise ValidationError(f"A payment must be a positive whole number of minor units (got {amount!r}).")
     if invoice.status != Invoice.Status.OPEN:
         raise Conflict(f"Invoice {invoice} is {invoice.status}; payments go to open invoices.", code="not_open")
-    if amount > invoice.amount_remaining:
+    excess = max(amount - invoice.amount_remaining, 0)
+    if excess and not excess_to_credit:
         raise ValidationError(
             f"{format_money(amount, invoice.currency)} is more than the "
             f"{format_money(invoice.amount_remaining, invoice.currency)} still due on {invoice}.",
             code="overpayment",
         )
+    amount -= excess
     payment = Payment(
         invoice=invoice,
         amount=amount,
@@ -561,7 +577,38 @@ def payment_record(
     if invoice.status == Invoice.Status.PAID:
         billing_email_send(customer=invoice.customer, kind="invoice_paid", context=_invoice_context(invoice))
         _after_invoice_settled(invoice=invoice, actor=actor, at=at)
+    if excess:  # after the subscription: the lock order is invoice, subscription, customer everywhere
+        _credit_balance_add(
+            customer_id=invoice.customer_id,
+            amount=excess,
+            currency=invoice.currency,
+            actor=actor,
+            message=f"overpayment of {invoice} ({provider_reference or method})",
+        )
     return payment
+
+
+def _credit_balance_add(*, customer_id: int, amount: int, currency: str, actor: Actor, message: str) -> None:
+    """Give the customer ``amount`` of credit (Stripe's convention: the balance goes down), audited."""
+    customer = Customer.objects.select_for_update().get(pk=customer_id)
+    if customer.balance != 0 and customer.balance_currency not in ("", currency):
+        raise ValidationError(
+            f"The customer holds a balance in {customer.balance_currency}; cannot add {currency} credit.",
+            code="currency_mismatch",
+        )
+    before = model_snapshot(customer)
+    customer.balance -= amount
+    customer.balance_currency = currency
+    customer.save(update_fields=["balance", "balance_currency"])
+    audit_record(
+        action="billing.customer.credit",
+        actor=actor,
+        target=customer,
+        organization_id=customer.organization_id,
+        before=before,
+        after=model_snapshot(customer),
+        message=f"{format_money(amount, currency)} credit: {message}",
+    )
 
 
 def invoice_mark_paid(
@@ -658,7 +705,7 @@ def payment_refund(
     payment.save(update_fields=["amount_refunded"])
     invoice = Invoice.objects.select_for_update().get(pk=payment.invoice_id)
     note = CreditNote(
-        number=_next_number(kind="CN", year=_now(at).year),
+        number=_next_number(kind="CN", year=document_year(_now(at))),
         invoice=invoice,
         amount=amount,
         currency=payment.currency,
@@ -705,7 +752,7 @@ def credit_note_create(
         raise ValidationError("Give a reason for the credit note.", code="reason_required")
     before = model_snapshot(invoice)
     note = CreditNote(
-        number=_next_number(kind="CN", year=at.year),
+        number=_next_number(kind="CN", year=document_year(at)),
         invoice=invoice,
         amount=amount,
         currency=invoice.currency,
@@ -902,8 +949,20 @@ def _after_invoice_settled(*, invoice: Invoice, actor: Actor, at: dt.datetime) -
 
 
 def dunning_schedule() -> tuple[list[int], int]:
-    retry_days = [int(day) for day in setting_value("billing.dunning_retry_days")]
-    return sorted(retry_days), int(setting_value("billing.dunning_grace_days"))
+    """(retry days, grace days) from the system settings, which the admin validates when they are saved.
+
+    A value stored some other way and invalid stops dunning with a sentence rather than a traceback.
+    """
+    try:
+        retry_days = setting_value("billing.dunning_retry_days")
+        grace_days = setting_value("billing.dunning_grace_days")
+    except DjangoValidationError as exc:
+        raise ValidationError(
+            f"Dunning is stopped: the stored setting is invalid ({' '.join(exc.messages)}). Correct it in System "
+            "settings.",
+            code="invalid_setting",
+        ) from None
+    return list(retry_days), int(grace_days)
 
 
 @transaction.atomic

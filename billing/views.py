@@ -8,16 +8,15 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import permission_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from billing import charts, selectors
-from billing.models import Invoice
 from billing.money import format_money, normalize_currency
 from billing.webhooks import webhook_event_receive
-from ghostcrm.core.errors import ApplicationError
+from ghostcrm.core.errors import ApplicationError, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -39,28 +38,40 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 @permission_required("billing.view_invoice", raise_exception=True)
 def invoice_print(request: HttpRequest, invoice_id: str) -> HttpResponse:
-    invoice = get_object_or_404(
-        Invoice.objects.select_related("customer", "customer__organization", "subscription__plan"), pk=invoice_id
-    )
-    lines = list(invoice.lines.select_related("tax_rate").order_by("created_at", "id"))
-    money = {
-        name: format_money(getattr(invoice, name), invoice.currency)
+    try:
+        document = selectors.invoice_document(invoice_id=invoice_id)
+    except NotFound:
+        raise Http404("No such invoice.") from None
+    invoice = document.invoice
+
+    def money(minor: int) -> str:
+        return format_money(minor, invoice.currency)
+
+    totals = {
+        name: money(getattr(invoice, name))
         for name in ("subtotal", "tax", "total", "amount_due", "amount_paid", "amount_credited", "starting_balance")
     }
-    money["amount_remaining"] = format_money(invoice.amount_remaining, invoice.currency)
+    totals["amount_remaining"] = money(invoice.amount_remaining)
     rows = [
         {
             "line": line,
-            "amount": format_money(line.amount, line.currency),
-            "tax": format_money(line.tax_amount, line.currency),
+            # A unit price only where it is exact (a prorated line's amount need not divide by its quantity).
+            "unit": money(line.amount // line.quantity) if line.quantity and line.amount % line.quantity == 0 else "",
+            "amount": money(line.amount),
+            "tax": money(line.tax_amount),
         }
-        for line in lines
+        for line in document.lines
     ]
-    return render(
-        request,
-        "billing/invoice_print.html",
-        {"invoice": invoice, "rows": rows, "money": money, "credit_notes": invoice.credit_notes.all()},
-    )
+    context = {
+        "invoice": invoice,
+        "document": document,
+        "rows": rows,
+        "money": totals,
+        "tax_summary": [{"name": r.name, "base": money(r.base), "tax": money(r.tax)} for r in document.tax_summary],
+        "credit_notes": [{"note": n, "amount": money(n.amount)} for n in document.credit_notes],
+        "payments": [{"payment": p, "amount": money(p.amount)} for p in document.payments],
+    }
+    return render(request, "billing/invoice_print.html", context)
 
 
 def revenue_dashboard(request: HttpRequest, **extra: Any) -> HttpResponse:

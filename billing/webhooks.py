@@ -152,14 +152,40 @@ def _payment_reference(obj: dict[str, Any]) -> str:
     return f"{obj.get('id')}:paid"
 
 
+def _provider_amount(obj: dict[str, Any], key: str, currency: str) -> int:
+    """An amount from a Stripe object: integer minor units of ``currency`` (Stripe's own unit, so no scaling).
+
+    The object's currency must be the local one: the same integer means 100 times more in JPY than in EUR.
+    """
+    their_currency = str(obj.get("currency") or "").upper()
+    if their_currency and their_currency != currency:
+        raise ValidationError(
+            f"The Stripe {obj.get('object') or 'object'} {obj.get('id')} is in {their_currency}, "
+            f"the local one in {currency}; nothing was recorded.",
+            code="currency_mismatch",
+        )
+    value = obj.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(
+            f"{key} of Stripe {obj.get('object') or 'object'} {obj.get('id')} is {value!r}, "
+            "not a whole non-negative number of minor units.",
+            code="invalid_amount",
+        )
+    return value
+
+
 def on_invoice_paid(data: dict[str, Any], obj: dict[str, Any]) -> str:
     invoice = _local_invoice(obj)
     if invoice is None:
         return "no local invoice for this Stripe invoice"
     if invoice.status != Invoice.Status.OPEN:
         return f"local invoice is {invoice.status}"
-    paid = int(obj.get("amount_paid") or 0)
-    amount = min(paid - invoice.amount_paid, invoice.amount_remaining) if paid else invoice.amount_remaining
+    paid = _provider_amount(obj, "amount_paid", invoice.currency)
+    # Stripe's amount_paid is cumulative; without it the invoice is paid in full. What Stripe collected above
+    # what is still due here (a local credit note Stripe did not know about) becomes customer credit.
+    amount = paid - invoice.amount_paid if paid else invoice.amount_remaining
     if amount <= 0:
         return "nothing left to record"
     services.payment_record(
@@ -168,6 +194,7 @@ def on_invoice_paid(data: dict[str, Any], obj: dict[str, Any]) -> str:
         actor=ACTOR,
         method=Payment.Method.STRIPE,
         provider_reference=_payment_reference(obj),
+        excess_to_credit=True,
         at=dt.datetime.fromtimestamp(data["created"], tz=dt.UTC),
     )
     return ""
@@ -182,7 +209,7 @@ def on_invoice_payment_failed(data: dict[str, Any], obj: dict[str, Any]) -> str:
     error = f"Stripe payment attempt {obj.get('attempt_count') or '?'} failed"
     payment = services.payment_failure_record(
         invoice_id=invoice.pk,
-        amount=int(obj.get("amount_due") or 0),
+        amount=_provider_amount(obj, "amount_due", invoice.currency),
         actor=ACTOR,
         provider_reference=f"{data['id']}:failed",
         message=error,
@@ -276,6 +303,17 @@ def on_charge_refunded(data: dict[str, Any], obj: dict[str, Any]) -> str:
     if payment is None:
         return "no local payment for this charge"
     refunds = (obj.get("refunds") or {}).get("data") or []
+    total_refunded = _provider_amount(obj, "amount_refunded", payment.currency)
+    if not refunds and total_refunded > payment.amount_refunded:
+        # Stripe API versions from 2022-11-15 no longer include the refunds list in a charge: record the
+        # difference of the cumulative amount, keyed on it, so a duplicate of the same state adds nothing.
+        refunds = [
+            {
+                "id": f"{obj.get('id')}:refunded:{total_refunded}",
+                "amount": total_refunded - payment.amount_refunded,
+                "reason": "refunded in Stripe",
+            }
+        ]
     applied = 0
     for refund in refunds:
         if not refund.get("id") or refund.get("status") not in (None, "succeeded", "pending"):
@@ -295,7 +333,9 @@ def on_charge_refunded(data: dict[str, Any], obj: dict[str, Any]) -> str:
             payment_id=payment.pk,
             actor=ACTOR,
             reason=refund.get("reason") or "refunded in Stripe",
-            amount=int(refund["amount"]),
+            amount=_provider_amount(
+                {**refund, "currency": refund.get("currency") or obj.get("currency")}, "amount", payment.currency
+            ),
             provider_reference=refund["id"],
             call_provider=False,
             at=_ts(data["created"]),

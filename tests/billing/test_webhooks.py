@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from billing import services
-from billing.models import Invoice, Payment, Subscription, WebhookEvent
+from billing.models import CreditNote, Customer, Invoice, Payment, Subscription, WebhookEvent
 from tests.billing.conftest import ACTOR, T0, make_organization, make_plan
 
 pytestmark = pytest.mark.django_db
@@ -187,3 +187,142 @@ def test_a_refund_in_stripe_becomes_a_refund_and_credit_note(client: Any, open_i
     assert payment.amount_refunded == 1000
     assert list(payment.refunds.values_list("provider_reference", "amount")) == [("re_1", 1000)]
     assert open_invoice.credit_notes.get().number == "GC-CN-2026-000001"
+
+
+def invoice_event(event_id: str, event_type: str, invoice: Invoice, **fields: Any) -> str:
+    obj = {"id": "in_123", "object": "invoice", "currency": "eur", "metadata": {"gc_invoice_id": str(invoice.pk)}}
+    return event(event_id, event_type, {**obj, **fields})
+
+
+def test_a_payment_failure_is_recorded_once(client: Any, open_invoice: Invoice) -> None:
+    payload = invoice_event("evt_fail", "invoice.payment_failed", open_invoice, amount_due=3000, attempt_count=2)
+    assert deliver(client, payload).json()["status"] == "processed"
+    failed = Payment.objects.get()
+    assert (failed.status, failed.amount, failed.method) == ("failed", 3000, "stripe")
+    assert failed.failure_message == "Stripe payment attempt 2 failed"
+    open_invoice.refresh_from_db()
+    assert (open_invoice.status, open_invoice.amount_paid) == ("open", 0)
+    call_command("billing_replay_events", "--event", "evt_fail", stdout=StringIO())
+    assert Payment.objects.count() == 1
+    assert WebhookEvent.objects.get().error == "already recorded"
+
+
+def test_voided_in_stripe_voids_the_local_invoice(client: Any, open_invoice: Invoice) -> None:
+    assert deliver(client, invoice_event("evt_void", "invoice.voided", open_invoice)).json()["status"] == "processed"
+    open_invoice.refresh_from_db()
+    assert (open_invoice.status, open_invoice.provider_id) == ("void", "in_123")
+    # Late: a payment for a voided invoice records nothing.
+    assert deliver(client, paid_event(open_invoice, "evt_paid_late")).json()["status"] == "ignored"
+    assert Payment.objects.count() == 0
+
+
+def test_marked_uncollectible_in_stripe(client: Any, open_invoice: Invoice) -> None:
+    payload = invoice_event("evt_unc", "invoice.marked_uncollectible", open_invoice)
+    assert deliver(client, payload).json()["status"] == "processed"
+    open_invoice.refresh_from_db()
+    assert open_invoice.status == "uncollectible" and open_invoice.marked_uncollectible_at is not None
+
+
+def sub_object(subscription: Subscription, status: str, **fields: Any) -> dict[str, Any]:
+    return {"id": "sub_new", "object": "subscription", "status": status,
+            "metadata": {"gc_subscription_id": str(subscription.pk)},
+            "items": {"data": [{"quantity": 1, "current_period_start": 1_767_225_600,
+                                "current_period_end": 1_769_904_000}]}, **fields}  # fmt: skip
+
+
+def test_subscription_created_links_by_metadata_and_deleted_cancels(client: Any, db: Any) -> None:
+    make_plan("basic", 3000)
+    organization = make_organization()
+    subscription = services.subscription_create(organization_id=organization.pk, plan_code="basic", actor=ACTOR, at=T0)
+    created = event("evt_sub_c", "customer.subscription.created", sub_object(subscription, "active"), 1_767_225_700)
+    assert deliver(client, created).json()["status"] == "processed"
+    subscription.refresh_from_db()
+    assert (subscription.provider_id, subscription.status, subscription.provider_updated) == (
+        "sub_new", "active", 1_767_225_700
+    )  # fmt: skip
+
+    deleted = event(
+        "evt_sub_d",
+        "customer.subscription.deleted",
+        sub_object(subscription, "canceled", ended_at=1_768_000_000, canceled_at=1_767_999_000),
+        1_768_000_001,
+    )
+    assert deliver(client, deleted).json()["status"] == "processed"
+    subscription.refresh_from_db()
+    assert subscription.status == "canceled"
+    assert (int(subscription.ended_at.timestamp()), int(subscription.canceled_at.timestamp())) == (
+        1_768_000_000, 1_767_999_000
+    )  # fmt: skip
+    assert list(subscription.mrr_movements.values_list("kind", "delta")) == [("new", 3000), ("churn", -3000)]
+
+
+def test_an_unknown_object_is_ignored_not_failed(client: Any, db: Any) -> None:
+    orphan = event("evt_orphan", "customer.subscription.updated", {"id": "sub_nobody", "status": "active"})
+    response = deliver(client, orphan)
+    assert response.json()["status"] == "ignored"
+    assert WebhookEvent.objects.get().error == "no local subscription for this Stripe subscription"
+    assert deliver(client, event("evt_other", "customer.created", {"id": "cus_1"})).json()["status"] == "ignored"
+
+
+def test_stripe_pays_more_than_is_due_here_and_the_excess_becomes_credit(client: Any, open_invoice: Invoice) -> None:
+    services.credit_note_create(invoice_id=open_invoice.pk, amount=1000, reason="goodwill", actor=ACTOR)
+    assert deliver(client, paid_event(open_invoice)).json()["status"] == "processed"  # Stripe collected 30.00
+    open_invoice.refresh_from_db()
+    assert (open_invoice.status, open_invoice.amount_paid) == ("paid", 2000)
+    customer = Customer.objects.get(pk=open_invoice.customer_id)
+    assert (customer.balance, customer.balance_currency) == (-1000, "EUR")
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"currency": "jpy"}, "is in JPY, the local one in EUR; nothing was recorded."),
+        ({"amount_paid": "30.00"}, "amount_paid of Stripe invoice in_123 is '30.00', not a whole non-negative number"),
+        ({"amount_paid": 30.0}, "is 30.0, not a whole non-negative number of minor units"),
+        ({"amount_paid": -3000}, "is -3000, not a whole non-negative number of minor units"),
+    ],
+)
+def test_amounts_from_stripe_are_checked_minor_units_of_the_same_currency(
+    client: Any, open_invoice: Invoice, fields: dict[str, Any], message: str
+) -> None:
+    payload = invoice_event("evt_bad_amount", "invoice.paid", open_invoice, **{"amount_paid": 3000, **fields})
+    response = deliver(client, payload)
+    assert response.status_code == 200 and response.json()["status"] == "failed"
+    assert message in WebhookEvent.objects.get().error
+    assert Payment.objects.count() == 0
+    open_invoice.refresh_from_db()
+    assert (open_invoice.status, open_invoice.amount_paid) == ("open", 0)
+
+
+def test_a_charge_without_its_refund_list_is_refunded_by_the_cumulative_amount(
+    client: Any, open_invoice: Invoice
+) -> None:
+    deliver(client, paid_event(open_invoice))
+
+    def refunded(event_id: str, total: int) -> str:
+        obj = {"id": "ch_1", "object": "charge", "payment_intent": "pi_123", "currency": "eur",
+               "amount_refunded": total}  # fmt: skip
+        return event(event_id, "charge.refunded", obj)
+
+    assert deliver(client, refunded("evt_r1", 1000)).json()["status"] == "processed"
+    assert deliver(client, refunded("evt_r2", 2500)).json()["status"] == "processed"
+    assert deliver(client, refunded("evt_r2_copy", 2500)).json()["status"] == "ignored"  # same state again
+    payment = Payment.objects.get()
+    assert payment.amount_refunded == 2500
+    assert sorted(payment.refunds.values_list("amount", flat=True)) == [1000, 1500]
+    assert CreditNote.objects.count() == 2
+
+
+def test_replay_exits_with_an_error_when_an_event_still_fails(open_invoice: Invoice) -> None:
+    from django.core.management.base import CommandError
+
+    payload = invoice_event("evt_jpy", "invoice.paid", open_invoice, amount_paid=3000, currency="jpy")
+    WebhookEvent.objects.create(event_id="evt_jpy", type="invoice.paid", created=1_767_225_600, payload=payload)
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError, match=r"1 event\(s\) failed again; see the lines above\."):
+        call_command("billing_replay_events", stdout=out, stderr=err)
+    assert "Replayed 1 event(s): 1 failed." in out.getvalue()
+    assert "evt_jpy: The Stripe invoice in_123 is in JPY" in err.getvalue()
+    assert WebhookEvent.objects.get().status == "failed"
+    with pytest.raises(CommandError, match="Use --all alone"):
+        call_command("billing_replay_events", "--all", "--status", "failed", stdout=StringIO())

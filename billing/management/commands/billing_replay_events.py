@@ -10,7 +10,7 @@ from billing.management.commands._progress import progress_reporter
 from billing.models import WebhookEvent
 from billing.webhooks import webhook_event_process
 from ghostcrm.core.commands import ServiceCommand
-from ghostcrm.core.errors import NotFound, ValidationError
+from ghostcrm.core.errors import ApplicationError, NotFound, ValidationError
 
 STATUSES = [choice for choice, _ in WebhookEvent.Status.choices]
 
@@ -30,6 +30,8 @@ class Command(ServiceCommand):
         parser.add_argument("--type", default="", help="Only events of this type, e.g. invoice.paid.")
 
     def run(self, *args: Any, **options: Any) -> None:
+        if options["all"] and (options["status"] or options["event"]):
+            raise ValidationError("Use --all alone, or --status / --event, not both.")
         events = WebhookEvent.objects.order_by("created", "id")
         if options["event"]:
             events = events.filter(event_id__in=options["event"])
@@ -42,19 +44,25 @@ class Command(ServiceCommand):
             events = events.filter(status__in=[WebhookEvent.Status.FAILED, WebhookEvent.Status.PENDING])
         if options["type"]:
             events = events.filter(type=options["type"])
-        if options["all"] and options["status"]:
-            raise ValidationError("Use either --all or --status, not both.")
         ids = list(events.values_list("pk", "event_id"))
         step, close = progress_reporter(self.stdout, total=len(ids), label="replay")
         counts: dict[str, int] = {}
+        failed: list[str] = []
         for pk, event_id in ids:
             try:
                 event = webhook_event_process(event_id=pk, force=True)
                 status = event.status
+                if status == WebhookEvent.Status.FAILED:
+                    failed.append(f"{event_id}: {event.error}")
             except Exception as exc:  # an unexpected error is recorded on the event; carry on with the others
                 status = f"error ({type(exc).__name__})"
+                failed.append(f"{event_id}: {type(exc).__name__}: {exc}")
             counts[status] = counts.get(status, 0) + 1
             step(f"{event_id} {status}")
         close()
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing to replay"
         self.stdout.write(f"Replayed {len(ids)} event(s): {summary}.")
+        for line in failed:
+            self.stderr.write(f"  {line}")
+        if failed:  # exit status 1, so a script or an operator sees that something still needs attention
+            raise ApplicationError(f"{len(failed)} event(s) failed again; see the lines above.", code="replay_failed")

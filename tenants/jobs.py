@@ -21,7 +21,9 @@ QUEUE_NAME = "provisioning"
 def enqueue(func: Callable[..., Any], organization_id: str) -> str:
     """Enqueue ``func(organization_id)`` with the provisioning timeout and backoff; returns the job id."""
     intervals = list(settings.PROVISIONING_RETRY_INTERVALS)
-    job = django_rq.get_queue(QUEUE_NAME).enqueue(
+    # "auto": put it on the queue now. The services already defer to on_commit where it matters; django-rq's
+    # default would defer again inside an atomic block and hand back no job (and no id to record).
+    job = django_rq.get_queue(QUEUE_NAME, commit_mode="auto").enqueue(
         func,
         organization_id,
         job_timeout=setting_value("provisioning.job_timeout_seconds"),

@@ -156,3 +156,78 @@ def test_restore_refuses_a_file_that_is_not_an_export(tmp_path: Path) -> None:
         call_command("tenants", "restore", str(bogus))
     with pytest.raises(CommandError, match="is not a file"):
         call_command("tenants", "restore", str(tmp_path / "missing.sql"))
+
+
+def schema_fingerprint(schema: str) -> dict[str, object]:
+    """Objects, ownership, grants, row security, policies, definitions and every table's rows of one schema."""
+    queries = {
+        "relations": """SELECT c.relname, c.relkind, pg_get_userbyid(c.relowner), c.relrowsecurity,
+                               c.relforcerowsecurity, coalesce(c.relacl::text, '')
+                        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                        WHERE n.nspname = %(s)s ORDER BY 1""",
+        "columns": """SELECT table_name, column_name, data_type, coalesce(column_default, ''), is_nullable
+                      FROM information_schema.columns WHERE table_schema = %(s)s ORDER BY 1, 2""",
+        # Parentheses dropped: a restored CHECK reads "a AND b AND c" where the original read "(a AND b) AND c".
+        "constraints": """SELECT cl.relname, co.conname, regexp_replace(pg_get_constraintdef(co.oid), '[()]', '', 'g')
+                          FROM pg_constraint co JOIN pg_class cl ON cl.oid = co.conrelid
+                          JOIN pg_namespace n ON n.oid = co.connamespace WHERE n.nspname = %(s)s ORDER BY 1, 2""",
+        "indexes": "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %(s)s ORDER BY 1",
+        "policies": """SELECT tablename, policyname, permissive, roles::text, cmd, coalesce(qual, ''),
+                              coalesce(with_check, '') FROM pg_policies WHERE schemaname = %(s)s ORDER BY 1, 2""",
+        "triggers": """SELECT t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                       JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE n.nspname = %(s)s AND NOT t.tgisinternal ORDER BY 1, 2""",
+        "functions": """SELECT p.proname, pg_get_function_identity_arguments(p.oid), md5(pg_get_functiondef(p.oid)),
+                               pg_get_userbyid(p.proowner), coalesce(p.proacl::text, '')
+                        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                        WHERE n.nspname = %(s)s ORDER BY 1, 2""",
+        "views": "SELECT viewname, md5(definition) FROM pg_views WHERE schemaname = %(s)s ORDER BY 1",
+        "sequences": "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = %(s)s ORDER BY 1",
+        "schema": """SELECT pg_get_userbyid(nspowner), coalesce(nspacl::text, '') FROM pg_namespace
+                     WHERE nspname = %(s)s""",
+    }
+    fingerprint: dict[str, object] = {name: tenant_query(query, {"s": schema}) for name, query in queries.items()}  # type: ignore[arg-type]
+    tables = [row[0] for row in tenant_query(
+        "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY 1", [schema])]  # fmt: skip
+    fingerprint["rows"] = {
+        table: tenant_query(
+            f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) "
+            f'FROM "{schema}"."{table}" t'
+        )[0]
+        for table in tables
+    }
+    return fingerprint
+
+
+@TENANT_DB
+def test_a_deprovisioning_export_restores_the_purged_schema_exactly(
+    active: Organization, run_worker: Callable[[], int]
+) -> None:
+    """The export a deprovision keeps is complete: after the purge, restoring it gives back the same schema."""
+    from tenants.engine.selectors import schemas_validate
+
+    schema = active.schema_name
+    tenant_query(f"INSERT INTO \"{schema}\".crm_users (email, full_name, role) VALUES ('b@acme.test', 'B', 'member')")
+    tenant_query(f"""INSERT INTO "{schema}".companies (owner_id, name, domain)
+                     SELECT id, 'Initech', 'initech.test' FROM "{schema}".crm_users WHERE email = 'b@acme.test'""")
+    before = schema_fingerprint(schema)
+    assert before["rows"]["companies"][0] == 1  # type: ignore[index]
+    ledger = "SELECT version, checksum, filename FROM public.tenant_sql_ledger WHERE schema_name = %s ORDER BY 1"
+    ledger_before = tenant_query(ledger, [schema])
+
+    SystemSetting.objects.create(key="provisioning.retention_days", value="0")
+    services.organization_deprovision(organization_id=active.pk, actor=ACTOR, reason="moving out")
+    run_worker()
+    assert provisioning.organizations_reconcile()["purged"] == 1
+    active.refresh_from_db()
+    assert active.status == Status.PURGED
+    assert not tenant_query("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
+    assert not tenant_query(ledger, [schema])
+
+    assert provisioning.schema_restore(path=Path(active.export_path), actor=ACTOR) == schema
+    assert schema_fingerprint(schema) == before
+    assert tenant_query(ledger, [schema]) == ledger_before
+    assert schemas_validate(schemas=[schema]) == []  # no drift: the templates need not run again
+    roles = tenant_roles(schema)
+    # A purged organisation's CRM may not log in to the restored copy.
+    assert tenant_query("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", [roles.app]) == [(False,)]

@@ -71,11 +71,70 @@ class ProductAdmin(AuditedModelAdmin):
     search_fields = ("name",)
 
 
+def _plan_in_use(plan: Plan) -> bool:
+    return bool(plan.pk) and Subscription.objects.filter(plan_id=plan.pk).exists()
+
+
+IN_USE = (
+    "subscriptions use this plan: its price cannot change (the MRR ledger and issued invoices rely on it). "
+    "Create a new plan and move the subscriptions with 'Change plan or seats'."
+)
+
+
+class PlanTierForm(forms.ModelForm):
+    """A tier with its prices typed in major units of the plan's currency, like the plan's own price."""
+
+    unit_price = MoneyInput(label="unit price", required=False)
+    flat_fee = MoneyInput(label="flat fee", required=False)
+
+    class Meta:
+        model = PlanTier
+        fields = ("up_to",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            currency = self.instance.plan.currency
+            self.initial["unit_price"] = str(from_minor(self.instance.unit_amount, currency))
+            self.initial["flat_fee"] = str(from_minor(self.instance.flat_amount, currency))
+
+
+class PlanTierFormSet(forms.BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        plan: Plan = self.instance
+        kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
+        if plan.currency:
+            for form in kept:
+                for name, attribute in (("unit_price", "unit_amount"), ("flat_fee", "flat_amount")):
+                    try:
+                        value = to_minor((form.cleaned_data.get(name) or "0").strip(), plan.currency)
+                    except ApplicationError as exc:
+                        form.add_error(name, exc.message)
+                    else:
+                        setattr(form.instance, attribute, value)
+        if plan.pk and _plan_in_use(plan):
+            typed = {(f.cleaned_data.get("up_to"), f.instance.unit_amount, f.instance.flat_amount) for f in kept}
+            stored = set(PlanTier.objects.filter(plan_id=plan.pk).values_list("up_to", "unit_amount", "flat_amount"))
+            if typed != stored:
+                raise forms.ValidationError(f"Tiers: {IN_USE}")
+        if plan.scheme == Plan.Scheme.TIERED:
+            unbounded = [f for f in kept if f.cleaned_data.get("up_to") is None]
+            if len(unbounded) != 1:
+                raise forms.ValidationError(
+                    "A tiered plan needs tiers, exactly one of them without 'up to' (the last, unbounded tier)."
+                )
+        elif kept:
+            raise forms.ValidationError("Only tiered plans have tiers; delete them or choose the tiered scheme.")
+
+
 class PlanTierInline(admin.TabularInline):
     model = PlanTier
+    form = PlanTierForm
+    formset = PlanTierFormSet
     extra = 0
-    fields = ("up_to", "unit_amount", "flat_amount")
-    verbose_name_plural = "tiers (amounts in minor units, e.g. cents; the last tier has no 'up to')"
+    fields = ("up_to", "unit_price", "flat_fee")
+    verbose_name_plural = "tiers (prices in the plan's currency, e.g. 8.00; the last tier has no 'up to')"
 
 
 class PlanForm(forms.ModelForm):
@@ -112,6 +171,14 @@ class PlanForm(forms.ModelForm):
                 self.instance.unit_amount = to_minor(price, currency)
             except ApplicationError as exc:
                 self.add_error("price", exc.message)
+        if self.instance.pk and _plan_in_use(self.instance):
+            # Like a Stripe Price: what a plan costs is fixed once subscribed to (name and limits may change).
+            stored = Plan.objects.get(pk=self.instance.pk)
+            typed = {name: data.get(name) for name in ("currency", "interval", "scheme", "tiers_mode")}
+            if any(getattr(stored, name) != value for name, value in typed.items()) or (
+                stored.unit_amount != self.instance.unit_amount
+            ):
+                raise forms.ValidationError(f"Price: {IN_USE}")
         return data
 
 
@@ -141,8 +208,27 @@ class PlanAdmin(AuditedModelAdmin):
     )
 
 
+class TaxRateForm(forms.ModelForm):
+    class Meta:
+        model = TaxRate
+        fields = ("name", "percentage", "country", "active", "provider_id")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        rate = self.instance
+        if rate.pk and "percentage" in self.changed_data and InvoiceLine.objects.filter(tax_rate_id=rate.pk).exists():
+            # Issued invoices print the rate by reference: changing it would rewrite them.
+            self.add_error(
+                "percentage",
+                "Invoices already carry this rate, so its percentage cannot change. "
+                "Deactivate it and create a new rate for the customers concerned.",
+            )
+        return data
+
+
 @admin.register(TaxRate)
 class TaxRateAdmin(AuditedModelAdmin):
+    form = TaxRateForm
     list_display = ("name", "percentage", "country", "active")
     list_filter = ("active", "country")
 
@@ -157,6 +243,9 @@ class CustomerAdmin(AuditedModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # customers are created with their first subscription or invoice
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the billing history hangs on it
 
     @admin.display(description="balance")
     def balance_display(self, obj: Customer) -> str:
@@ -210,6 +299,13 @@ class SubscriptionAdmin(AuditedModelAdmin):
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
         return self.start_view(request)  # a subscription starts through the service, never a bare row
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # cancel instead: deleting would drop its MRR history
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Subscription]:
+        # The MRR column prices tiered plans from their tiers: one query for all rows, not one per row.
+        return super().get_queryset(request).prefetch_related("plan__tiers")
 
     @admin.display(description="MRR")
     def mrr_display(self, obj: Subscription) -> str:
@@ -384,10 +480,21 @@ class InvoiceAdmin(AuditedModelAdmin):
     list_select_related = ("customer",)
     inlines = [InvoiceLineInline]
     readonly_fields = [f.name for f in Invoice._meta.fields] + ["print_link"]
-    actions = ["finalize", "void", "mark_paid", "mark_uncollectible"]
+    actions = ["finalize", "void", "mark_paid", "mark_uncollectible", "credit_note"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # invoices come from subscriptions, or from services for one-off charges
+
+    def has_delete_permission(self, request: HttpRequest, obj: Invoice | None = None) -> bool:
+        # Only a draft (no number yet) may go; an issued invoice is voided instead, so numbers have no gaps.
+        if obj is not None and obj.status != Invoice.Status.DRAFT:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # it would offer issued invoices too
+        return actions
 
     def has_finalize_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("billing.finalize_invoice")
@@ -439,6 +546,43 @@ class InvoiceAdmin(AuditedModelAdmin):
             lambda i: services.invoice_mark_uncollectible(invoice_id=i.pk, actor=actor),
         )
 
+    @admin.action(description="Issue a credit note…", permissions=["finalize"])
+    def credit_note(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> HttpResponse | None:
+        if queryset.count() != 1:
+            messages.error(request, "Select exactly one invoice to credit.")
+            return None
+        invoice = queryset.get()
+        form = CreditNoteForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            try:
+                amount = to_minor(form.cleaned_data["amount"].strip(), invoice.currency)
+                note = services.credit_note_create(
+                    invoice_id=invoice.pk,
+                    amount=amount,
+                    reason=form.cleaned_data["reason"],
+                    actor=Actor.for_user(request.user),
+                )
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, f"Credit note {note} for {format_money(note.amount, note.currency)} issued.")
+                return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Credit note on invoice {invoice}",
+            "invoice": invoice,
+            "remaining": format_money(invoice.amount_remaining, invoice.currency),
+            "form": form,
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "billing/admin/credit_note.html", context)
+
+
+class CreditNoteForm(forms.Form):
+    amount = forms.CharField(max_length=24, help_text="In the invoice's currency, e.g. 12.50 (EUR) or 1200 (JPY).")
+    reason = forms.CharField(max_length=200)
+
 
 class RefundForm(forms.Form):
     amount = forms.CharField(max_length=24, required=False, help_text="Empty: everything not yet refunded.")
@@ -464,6 +608,9 @@ class PaymentAdmin(AuditedModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # record payments with the invoice's "mark paid" action or through Stripe
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # refund instead: the invoice's paid amount is built from its payments
 
     def has_refund_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("billing.refund_payment")
@@ -515,6 +662,7 @@ class CreditNoteAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
     list_display = ("number", "invoice", "amount_display", "reason", "status", "created_at")
     list_filter = ("status", "created_at")
     search_fields = ("number", "invoice__number")
+    list_select_related = ("invoice",)
 
     @admin.display(description="amount")
     def amount_display(self, obj: CreditNote) -> str:

@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.utils import timezone
 
 from billing import services
 from billing.models import CreditNote, Invoice, Payment, Plan, Product, Subscription
+from billing.money import from_minor
 from tests.billing.conftest import ACTOR, make_organization, make_plan
 from tests.conftest import login_with_verified_otp
 
@@ -145,3 +147,181 @@ def test_starting_a_subscription_from_the_admin(admin_session: Any) -> None:
     assert Invoice.objects.get(subscription=subscription).total == 3000
     detail = admin_session.get(f"/admin/billing/subscription/{subscription.pk}/change/").content.decode()
     assert "Change plan or seats" in detail and "upcoming invoice" in detail.lower()
+
+
+def staff(client: Any, django_user_model: Any, role: str) -> Any:
+    user = django_user_model.objects.create_user(email=f"{role}@ghostcrm.test", password="z" * 16, role=role)
+    return login_with_verified_otp(client, user)
+
+
+def test_support_sees_billing_but_changes_nothing(
+    client: Any, django_user_model: Any, subscription: Subscription
+) -> None:
+    support = staff(client, django_user_model, "support")
+    invoice = Invoice.objects.get()
+    services.invoice_mark_paid(invoice_id=invoice.pk, actor=ACTOR)
+    payment = Payment.objects.get()
+    payments = support.get("/admin/billing/payment/").content.decode()
+    assert 'value="refund"' not in payments
+    support.post(
+        "/admin/billing/payment/",
+        {"action": "refund", ACTION_CHECKBOX_NAME: [payment.pk], "apply": "1", "amount": "1.00", "reason": "x"},
+    )
+    assert support.get(f"/admin/billing/subscription/{subscription.pk}/change-plan/").status_code == 403
+    assert support.get("/admin/billing/subscription/add/").status_code == 403
+    assert 'value="replay"' not in support.get("/admin/billing/webhookevent/").content.decode()
+    assert 'value="credit_note"' not in support.get("/admin/billing/invoice/").content.decode()
+    assert support.get(f"/billing/invoices/{invoice.pk}/print/").status_code == 200
+    payment.refresh_from_db()
+    assert payment.amount_refunded == 0 and not CreditNote.objects.exists()
+
+    billing = staff(client, django_user_model, "billing")
+    assert billing.get(f"/admin/billing/subscription/{subscription.pk}/change-plan/").status_code == 200
+    billing.post(
+        "/admin/billing/payment/",
+        {"action": "refund", ACTION_CHECKBOX_NAME: [payment.pk], "apply": "1", "amount": "1.00", "reason": "x"},
+    )
+    payment.refresh_from_db()
+    assert payment.amount_refunded == 100
+
+
+def test_issued_invoices_payments_and_subscriptions_cannot_be_deleted(
+    client: Any, django_user_model: Any, subscription: Subscription
+) -> None:
+    billing = staff(client, django_user_model, "billing")
+    issued = Invoice.objects.get()
+    payment = services.invoice_mark_paid(invoice_id=issued.pk, actor=ACTOR)
+    draft = services.invoice_draft_create(
+        organization_id=subscription.customer.organization_id,
+        currency="EUR",
+        lines=[services.LineInput(description="Setup", amount="10.00")],
+        actor=ACTOR,
+    )
+    assert billing.get(f"/admin/billing/invoice/{issued.pk}/delete/").status_code == 403
+    assert billing.get(f"/admin/billing/payment/{payment.pk}/delete/").status_code == 403
+    assert billing.get(f"/admin/billing/subscription/{subscription.pk}/delete/").status_code == 403
+    assert billing.get(f"/admin/billing/customer/{subscription.customer_id}/delete/").status_code == 403
+    assert 'value="delete_selected"' not in billing.get("/admin/billing/invoice/").content.decode()
+    assert billing.post(f"/admin/billing/invoice/{draft.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert list(Invoice.objects.values_list("pk", flat=True)) == [issued.pk]
+
+
+def test_changelists_make_a_fixed_number_of_queries(admin_session: Any, django_assert_max_num_queries: Any) -> None:
+    tiers = [(5, 1000, 0), (None, 800, 0)]
+    make_plan("grad", 0, scheme="tiered", tiers_mode="graduated", tiers=tiers)
+    pages = (
+        "subscription", "invoice", "payment", "creditnote", "customer", "usagereading", "plan", "webhookevent"
+    )  # fmt: skip
+
+    def add_customer() -> None:
+        subscription = services.subscription_create(
+            organization_id=make_organization().pk, plan_code="grad", seats=7, actor=ACTOR
+        )
+        invoice = Invoice.objects.get(subscription=subscription)
+        services.credit_note_create(invoice_id=invoice.pk, amount=100, reason="goodwill", actor=ACTOR)
+        services.invoice_mark_paid(invoice_id=invoice.pk, actor=ACTOR)
+
+    add_customer()
+    counts = {}
+    for page in pages:
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as one:
+            assert admin_session.get(f"/admin/billing/{page}/").status_code == 200
+        counts[page] = len(one)
+    for _ in range(4):
+        add_customer()
+    for page in pages:  # five rows cost what one row did: no query per row
+        with django_assert_max_num_queries(counts[page]):
+            assert admin_session.get(f"/admin/billing/{page}/").status_code == 200
+
+
+def plan_change_form(plan: Plan, **changes: Any) -> dict[str, Any]:
+    tiers = list(plan.tiers.all())
+    form = {
+        "code": plan.code, "name": plan.name, "product": plan.product_id, "active": "on", "currency": plan.currency,
+        "interval": plan.interval, "scheme": plan.scheme, "price": str(from_minor(plan.unit_amount, plan.currency)),
+        "tiers_mode": plan.tiers_mode, "trial_days": "0",
+        "tiers-TOTAL_FORMS": str(len(tiers)), "tiers-INITIAL_FORMS": str(len(tiers)), "tiers-MIN_NUM_FORMS": "0",
+        "tiers-MAX_NUM_FORMS": "1000",
+    }  # fmt: skip
+    for i, tier in enumerate(tiers):
+        form |= {
+            f"tiers-{i}-id": tier.pk, f"tiers-{i}-plan": plan.pk, f"tiers-{i}-up_to": tier.up_to or "",
+            f"tiers-{i}-unit_price": str(from_minor(tier.unit_amount, plan.currency)),
+            f"tiers-{i}-flat_fee": str(from_minor(tier.flat_amount, plan.currency)),
+        }  # fmt: skip
+    return form | changes
+
+
+def test_a_plan_in_use_keeps_its_price(admin_session: Any, subscription: Subscription) -> None:
+    basic = Plan.objects.get(code="basic")
+    url = f"/admin/billing/plan/{basic.pk}/change/"
+    refused = admin_session.post(url, plan_change_form(basic, price="35.00"))
+    assert refused.status_code == 200 and "its price cannot change" in refused.content.decode()
+    refused = admin_session.post(url, plan_change_form(basic, interval="year"))
+    assert "its price cannot change" in refused.content.decode()
+    basic.refresh_from_db()
+    assert (basic.unit_amount, basic.interval) == (3000, "month")
+    renamed = admin_session.post(url, plan_change_form(basic, name="Basic 2026", price="30"))
+    assert renamed.status_code == 302
+    assert Plan.objects.get(code="basic").name == "Basic 2026"
+
+
+def test_tier_prices_are_typed_in_major_units_and_checked(admin_session: Any) -> None:
+    product = Product.objects.get_or_create(name="GhostCRM")[0]
+    form = plan_form("team", "0") | {"scheme": "tiered", "tiers_mode": "volume", "tiers-TOTAL_FORMS": "2"}
+    form |= {"tiers-0-up_to": "10", "tiers-0-unit_price": "12.50", "tiers-0-flat_fee": "",
+             "tiers-1-up_to": "", "tiers-1-unit_price": "9.995", "tiers-1-flat_fee": "0"}  # fmt: skip
+    refused = admin_session.post("/admin/billing/plan/add/", form)
+    assert "9.995 has more decimals than EUR allows (2)." in refused.content.decode()
+    assert not Plan.objects.exists()
+    bounded = admin_session.post("/admin/billing/plan/add/", form | {"tiers-1-up_to": "20", "tiers-1-unit_price": "9"})
+    assert "exactly one of them without" in bounded.content.decode()
+    assert admin_session.post("/admin/billing/plan/add/", form | {"tiers-1-unit_price": "9.99"}).status_code == 302
+    plan = Plan.objects.get(code="team", product=product)
+    assert list(plan.tiers.values_list("up_to", "unit_amount", "flat_amount")) == [(10, 1250, 0), (None, 999, 0)]
+
+    services.subscription_create(organization_id=make_organization().pk, plan_code="team", seats=3, actor=ACTOR)
+    url = f"/admin/billing/plan/{plan.pk}/change/"
+    unchanged = admin_session.post(url, plan_change_form(plan, name="Team"))
+    assert unchanged.status_code == 302
+    changed = plan_change_form(plan) | {"tiers-0-unit_price": "13.00"}
+    assert "its price cannot change" in admin_session.post(url, changed).content.decode()
+    assert plan.tiers.get(up_to=10).unit_amount == 1250
+
+
+def test_a_tax_rate_on_invoices_keeps_its_percentage(admin_session: Any, subscription: Subscription) -> None:
+    from billing.models import TaxRate
+
+    rate = TaxRate.objects.create(name="VAT", percentage="20", country="FR")
+    url = f"/admin/billing/taxrate/{rate.pk}/change/"
+    form = {"name": "VAT", "percentage": "19", "country": "FR", "active": "on"}
+    assert admin_session.post(url, form).status_code == 302  # unused: may change
+    services.invoice_draft_create(
+        organization_id=subscription.customer.organization_id, currency="EUR", actor=ACTOR,
+        lines=[services.LineInput(description="Setup", amount="10.00")],
+    )  # fmt: skip
+    from billing.models import InvoiceLine
+
+    InvoiceLine.objects.update(tax_rate=rate)
+    refused = admin_session.post(url, form | {"percentage": "21"})
+    assert "its percentage cannot change" in refused.content.decode()
+    assert admin_session.post(url, form | {"name": "VAT FR"}).status_code == 302
+    rate.refresh_from_db()
+    assert (rate.name, str(rate.percentage)) == ("VAT FR", "19.0000")
+
+
+def test_credit_note_action(admin_session: Any, subscription: Subscription) -> None:
+    invoice = Invoice.objects.get()
+    changelist = "/admin/billing/invoice/"
+    page = admin_session.post(changelist, {"action": "credit_note", ACTION_CHECKBOX_NAME: [invoice.pk]})
+    assert "still due: <strong>30.00 EUR</strong>" in page.content.decode()
+    form = {"action": "credit_note", ACTION_CHECKBOX_NAME: [invoice.pk], "apply": "1", "reason": "goodwill"}
+    assert "more decimals than EUR" in admin_session.post(changelist, form | {"amount": "1.005"}).content.decode()
+    assert "still due" in admin_session.post(changelist, form | {"amount": "30.01"}).content.decode()
+    admin_session.post(changelist, form | {"amount": "12.50"})
+    invoice.refresh_from_db()
+    assert (invoice.amount_credited, invoice.amount_remaining) == (1250, 1750)
+    assert CreditNote.objects.get().number == f"GC-CN-{timezone.now().year}-000001"

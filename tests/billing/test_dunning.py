@@ -135,3 +135,38 @@ def test_voiding_the_overdue_invoice_also_resumes(overdue) -> None:  # type: ign
     organization.refresh_from_db()
     assert organization.status == "active"
     assert Subscription.objects.get(pk=subscription.pk).status == "active"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("billing.dunning_retry_days", "[3, 1]", "ascending without repeats"),
+        ("billing.dunning_retry_days", "[1, 1]", "ascending without repeats"),
+        ("billing.dunning_retry_days", "[-1]", "list of whole days"),
+        ("billing.dunning_retry_days", "[1.5]", "list of whole days"),
+        ("billing.dunning_retry_days", "[true]", "list of whole days"),
+        ("billing.dunning_retry_days", '["2"]', "list of whole days"),
+        ("billing.dunning_retry_days", "3", "expects"),
+        ("billing.dunning_retry_days", "[1, 3", "expects"),
+        ("billing.dunning_grace_days", "-1", "at least 0"),
+        ("billing.dunning_grace_days", "366", "at most 365"),
+        ("billing.dunning_grace_days", "seven", "expects"),
+    ],
+)
+def test_bad_dunning_settings_are_refused(db, key: str, value: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    with pytest.raises(DjangoValidationError) as caught:
+        SystemSetting(key=key, value=value).full_clean()
+    assert message in " ".join(caught.value.messages)
+
+
+def test_an_invalid_stored_schedule_stops_dunning_with_a_sentence(overdue) -> None:  # type: ignore[no-untyped-def]
+    organization, subscription, _ = overdue
+    SystemSetting.objects.bulk_create([SystemSetting(key="billing.dunning_retry_days", value="[5, 1]")])  # no clean
+    summary = services.dunning_run(actor=ACTOR, at=day(8))
+    assert (summary.processed, summary.changed, summary.failed) == (1, 0, 1)
+    assert "Dunning is stopped: the stored setting is invalid" in summary.errors[0]
+    subscription.refresh_from_db()
+    organization.refresh_from_db()
+    assert (subscription.status, organization.status) == ("active", "active")  # nothing half-done

@@ -219,17 +219,22 @@ class OrganizationActionView(ServiceKeyAPIView):
 
 
 def _action_view(name: str, status_code: int, summary: str) -> Any:
-    view: Any = type(
-        f"Organization{name.title()}View",
-        (OrganizationActionView,),
-        {"action_name": name, "accepted_status": status_code},
-    )
-    view.post = extend_schema(
+    # extend_schema annotates the function it is given: each action needs its own, or the four would share
+    # (and document) whichever summary and status code were set last.
+    def post(self: OrganizationActionView, request: Request, organization_id: str) -> Response:
+        return OrganizationActionView.post(self, request, organization_id)
+
+    post = extend_schema(
         summary=summary,
         request=LifecycleActionSerializer,
         parameters=RATE_LIMIT_HEADERS,
         responses={status_code: OrganizationSerializer, **INVALID, **NOT_FOUND, **CONFLICT, **AUTH_ERRORS},
-    )(view.post)
+    )(post)
+    view: Any = type(
+        f"Organization{name.title()}View",
+        (OrganizationActionView,),
+        {"action_name": name, "accepted_status": status_code, "post": post},
+    )
     return view.as_view()
 
 

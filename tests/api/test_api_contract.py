@@ -165,3 +165,17 @@ def test_openapi_documents_auth_errors_the_202_and_the_idempotency_header() -> N
             assert {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= set(responses[ok]["headers"])
     assert {"202"} == {c for c in paths["/api/v1/organizations/{organization_id}/retry/"]["post"]["responses"]
                        if c.startswith("2")}  # fmt: skip
+
+
+def test_openapi_gives_each_lifecycle_action_its_own_summary_and_status() -> None:
+    paths = Client().get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+    expected = {
+        "retry": ("202", "Provision a failed or stuck organisation again"),
+        "suspend": ("200", "Suspend: the tenant's database login is revoked"),
+        "resume": ("200", "Resume a suspended organisation"),
+        "deprovision": ("202", "Export, then delete (the schema is purged after the retention period)"),
+    }
+    for action, (status, summary) in expected.items():
+        operation = paths[f"/api/v1/organizations/{{organization_id}}/{action}/"]["post"]
+        assert operation["summary"] == summary, action
+        assert {c for c in operation["responses"] if c.startswith("2")} == {status}, action

@@ -160,6 +160,42 @@ class Money:
         return format_money(self.minor, self.currency)
 
 
+# Where Stripe's API amounts use another exponent than ISO 4217 (Stripe's "special cases"): ISK stays
+# two-decimal in the API (100 = 1 krona, whole kronur only), MGA is zero-decimal there. Every other currency
+# we know has the same minor unit on both sides.
+STRIPE_EXPONENTS: dict[str, int] = {"ISK": 2, "MGA": 0}
+
+
+def from_stripe_amount(amount: int, currency: str) -> int:
+    """A Stripe API amount (an integer in Stripe's unit for the currency) as our minor units."""
+    code = normalize_currency(currency)
+    shift = STRIPE_EXPONENTS.get(code, MINOR_UNITS[code]) - MINOR_UNITS[code]
+    if shift <= 0:
+        return amount * 10**-shift
+    factor = 10**shift
+    if amount % factor:
+        raise ValidationError(
+            f"Stripe amount {amount} in {code} is not a whole {code} minor unit (Stripe counts {code} in hundredths).",
+            code="amount_scale",
+        )
+    return amount // factor
+
+
+def to_stripe_amount(minor: int, currency: str) -> int:
+    """Our minor units as the integer Stripe's API expects for the currency."""
+    code = normalize_currency(currency)
+    shift = STRIPE_EXPONENTS.get(code, MINOR_UNITS[code]) - MINOR_UNITS[code]
+    if shift >= 0:
+        return minor * 10**shift
+    factor = 10**-shift
+    if minor % factor:
+        raise ValidationError(
+            f"{format_money(minor, code)} cannot be sent to Stripe, which takes whole {code} only.",
+            code="amount_scale",
+        )
+    return minor // factor
+
+
 def validate_currency_code(value: str) -> None:
     """Model-field validator (Django's ValidationError, for ``full_clean``)."""
     try:

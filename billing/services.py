@@ -31,7 +31,7 @@ from billing.models import (
     Subscription,
     UsageReading,
 )
-from billing.money import format_money, normalize_currency, to_minor
+from billing.money import format_money, normalize_currency, to_minor, to_stripe_amount
 from billing.pricing import add_months, interval_months, line_tax
 from billing.stripe_client import StripeGateway, after_commit_call, stripe_enabled
 from ghostcrm.audit.services import Actor, audit_record, model_snapshot
@@ -721,10 +721,13 @@ def payment_refund(
         context={**_invoice_context(invoice), "refund_amount": format_money(amount, refund.currency)},
     )
     if call_provider and stripe_enabled() and payment.method == Payment.Method.STRIPE and payment.provider_reference:
-        reference = payment.provider_reference
+        reference, currency = payment.provider_reference, payment.currency
+        to_stripe_amount(amount, currency)  # refuse now (rolled back) what Stripe could not take after commit
         after_commit_call(
             f"refund {refund.pk}",
-            lambda: StripeGateway().refund_create(payment_reference=reference, amount=amount, refund_id=refund.pk),
+            lambda: StripeGateway().refund_create(
+                payment_reference=reference, amount=amount, currency=currency, refund_id=refund.pk
+            ),
         )
     return refund
 

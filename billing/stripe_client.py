@@ -13,6 +13,8 @@ from typing import Any
 import stripe
 from django.conf import settings
 
+from billing.money import to_stripe_amount
+
 logger = logging.getLogger(__name__)
 
 
@@ -39,8 +41,12 @@ class StripeGateway:
             options={"idempotency_key": idempotency_key("invoice-pay", invoice_id, attempt)},
         )
 
-    def refund_create(self, *, payment_reference: str, amount: int, refund_id: Any) -> Any:
-        params: dict[str, Any] = {"amount": amount, "metadata": {"gc_refund_id": str(refund_id)}}
+    def refund_create(self, *, payment_reference: str, amount: int, currency: str, refund_id: Any) -> Any:
+        """Refund ``amount`` minor units of ``currency`` (converted to Stripe's unit for that currency)."""
+        params: dict[str, Any] = {
+            "amount": to_stripe_amount(amount, currency),
+            "metadata": {"gc_refund_id": str(refund_id)},
+        }
         if payment_reference.startswith("pi_"):
             params["payment_intent"] = payment_reference
         else:

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from billing import selectors, services
 from billing.models import Invoice, Payment, Refund, Subscription, WebhookEvent
+from billing.money import from_stripe_amount
 from ghostcrm.audit.services import Actor, audit_record, model_snapshot
 from ghostcrm.core.errors import ApplicationError, ValidationError
 
@@ -153,9 +154,10 @@ def _payment_reference(obj: dict[str, Any]) -> str:
 
 
 def _provider_amount(obj: dict[str, Any], key: str, currency: str) -> int:
-    """An amount from a Stripe object: integer minor units of ``currency`` (Stripe's own unit, so no scaling).
+    """An amount from a Stripe object (an integer in Stripe's unit) as our minor units of ``currency``.
 
     The object's currency must be the local one: the same integer means 100 times more in JPY than in EUR.
+    Stripe's unit is the ISO minor unit except for its special cases (``billing.money.STRIPE_EXPONENTS``).
     """
     their_currency = str(obj.get("currency") or "").upper()
     if their_currency and their_currency != currency:
@@ -173,7 +175,7 @@ def _provider_amount(obj: dict[str, Any], key: str, currency: str) -> int:
             "not a whole non-negative number of minor units.",
             code="invalid_amount",
         )
-    return value
+    return from_stripe_amount(value, currency)
 
 
 def on_invoice_paid(data: dict[str, Any], obj: dict[str, Any]) -> str:

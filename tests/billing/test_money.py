@@ -65,3 +65,21 @@ def test_money_refuses_mixed_currencies_and_floats() -> None:
     with pytest.raises(ValidationError):
         Money(1.5, "EUR")  # type: ignore[arg-type]
     assert Money.of("19.99", "USD").minor == 1999
+
+
+def test_stripe_amounts_follow_stripes_special_cases() -> None:
+    from billing.money import from_stripe_amount, to_stripe_amount
+
+    # Same unit as ISO 4217: no scaling.
+    assert (from_stripe_amount(1250, "EUR"), from_stripe_amount(500, "JPY"), from_stripe_amount(5120, "KWD")) == (
+        1250, 500, 5120
+    )  # fmt: skip
+    assert (to_stripe_amount(1250, "EUR"), to_stripe_amount(500, "JPY")) == (1250, 500)
+    # ISK: zero-decimal in ISO, hundredths in Stripe's API; MGA: two decimals in ISO, whole ariary in Stripe's.
+    assert (from_stripe_amount(50_000, "ISK"), to_stripe_amount(500, "ISK")) == (500, 50_000)
+    assert (from_stripe_amount(1_000, "MGA"), to_stripe_amount(100_000, "MGA")) == (100_000, 1_000)
+    with pytest.raises(ValidationError) as caught:
+        from_stripe_amount(50_050, "ISK")
+    assert caught.value.code == "amount_scale"
+    with pytest.raises(ValidationError, match="whole MGA only"):
+        to_stripe_amount(150, "MGA")

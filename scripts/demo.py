@@ -13,6 +13,8 @@
    embedded server, in that order.
 
 ``DEMO_PORT`` (default 8000) moves the web server. Exit status: 0 after Ctrl-C, 1 when a step fails.
+``demo.py --services URL...`` only does step 2 for the given addresses and leaves any server it started
+running (``make test`` on a machine without PostgreSQL or Redis installed).
 """
 
 from __future__ import annotations
@@ -461,11 +463,38 @@ def run() -> int:
     return 0
 
 
+def services_only(urls: list[str]) -> int:
+    """``demo.py --services URL...`` (used by ``make test``): make each postgres:// or redis:// address answer,
+    starting an embedded server there when nothing does and the address is this machine. Those servers are
+    left running (data under var/), like the machine's own would be."""
+    embedded = Embedded()  # never stopped: the tests run after this process has exited
+    VAR.mkdir(exist_ok=True)
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme in {"postgres", "postgresql"}:
+            target = PostgresTarget(
+                variable="PG_URL",
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or 5432,
+                user=parts.username or "postgres",
+                password=parts.password or "",
+                name="postgres",
+            )
+            ensure_postgres([target], embedded)
+        elif parts.scheme in {"redis", "rediss"}:
+            ensure_redis(url, embedded)
+        else:
+            raise DemoError(f"{url!r} is neither a postgres:// nor a redis:// address")
+    return 0
+
+
 def main() -> int:
     if "--help" in sys.argv or "-h" in sys.argv:
         print(__doc__)
         return 0
     try:
+        if sys.argv[1:2] == ["--services"]:
+            return services_only(sys.argv[2:])
         return run()
     except DemoError as exc:
         say(f"{exc}.")

@@ -420,15 +420,20 @@ def revenue_summary(*, currency: str | None = None, at: dt.datetime | None = Non
         currency = currencies[0] if currencies else "EUR"
     currency = currency.upper()
     subscriptions = list(
-        Subscription.objects.select_related("plan", "customer").filter(plan__currency=currency).order_by("created_at")
+        Subscription.objects.select_related("plan", "customer")
+        .prefetch_related("plan__tiers")  # tiered prices: one query, not one per subscription
+        .filter(plan__currency=currency)
+        .order_by("created_at")
     )
-    mrr_by_customer: dict[str, int] = defaultdict(int)
+    mrr_by_customer: dict[int, int] = defaultdict(int)
+    names: dict[int, str] = {}
     mrr = 0
     for subscription in subscriptions:
         value = subscription_mrr(subscription)
         mrr += value
-        if value:
-            mrr_by_customer[str(subscription.customer)] += value
+        if value:  # keyed by customer, so two customers with the same name stay two accounts
+            mrr_by_customer[subscription.customer_id] += value
+            names[subscription.customer_id] = str(subscription.customer)
     by_status = Counter(s.status for s in subscriptions)
 
     first_month = add_months(at.replace(day=1, hour=0, minute=0, second=0, microsecond=0), -(months - 1))
@@ -448,7 +453,8 @@ def revenue_summary(*, currency: str | None = None, at: dt.datetime | None = Non
 
     overdue = Invoice.objects.filter(currency=currency, status=Invoice.Status.OPEN, due_date__lt=at)
     past_due_amount = sum(invoice.amount_remaining for invoice in overdue)
-    top = sorted(mrr_by_customer.items(), key=lambda item: (-item[1], item[0]))[:10]
+    top = sorted(((names[pk], value) for pk, value in mrr_by_customer.items()), key=lambda item: (-item[1], item[0]))
+    top = top[:10]
     return RevenueSummary(
         currency=currency,
         currencies=currencies,

@@ -95,3 +95,21 @@ def test_the_dashboard_shows_figures_and_charts(admin_session: Any, book: dict[s
     usd = admin_session.get("/admin/billing/revenuedashboard/?currency=usd").content.decode()
     assert 'id="kpi-mrr">49.00 USD<' in usd
     assert admin_session.get("/admin/billing/revenuedashboard/?currency=nope").status_code == 200
+
+
+def test_mrr_of_yearly_per_seat_and_tiered_plans_by_hand(db: Any, django_assert_max_num_queries: Any) -> None:
+    """Yearly per seat: 3 x 99.99 = 299.97 a year, 24.9975 a month -> 25.00 (half-even at line level: .75 up).
+    Yearly flat 1.26 a year: 0.105 a month -> 0.10 (a tie, to even). Graduated monthly, 7 seats with tiers
+    up to 5 at 10.00 and then 8.00: 50.00 + 16.00 = 66.00. Two customers named alike stay two accounts."""
+    make_plan("seat-year", 9_999, scheme="per_seat", interval="year")
+    make_plan("tiny-year", 126, interval="year")
+    make_plan("grad", 0, scheme="tiered", tiers_mode="graduated", tiers=[(5, 1000, 0), (None, 800, 0)])
+    for code, seats in (("seat-year", 3), ("tiny-year", 1), ("grad", 7)):
+        services.subscription_create(
+            organization_id=make_organization(name="Same name").pk, plan_code=code, seats=seats, actor=ACTOR
+        )
+    with django_assert_max_num_queries(6):  # plans, subscriptions, tiers, ledger x2, overdue: none per row
+        summary = selectors.revenue_summary(currency="EUR", months=1)
+    assert summary.mrr == 2_500 + 10 + 6_600 == 9_110
+    assert summary.arr == 109_320
+    assert summary.top_accounts == [("Same name", 6_600), ("Same name", 2_500), ("Same name", 10)]

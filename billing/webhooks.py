@@ -25,7 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing import selectors, services
-from billing.models import Invoice, Payment, Refund, Subscription, WebhookEvent
+from billing.models import Invoice, Payment, Plan, Refund, Subscription, WebhookEvent
 from billing.money import from_stripe_amount
 from ghostcrm.audit.services import Actor, audit_record, model_snapshot
 from ghostcrm.core.errors import ApplicationError, ValidationError
@@ -283,6 +283,21 @@ def on_subscription_updated(data: dict[str, Any], obj: dict[str, Any]) -> str:
         subscription.cancel_at_period_end = bool(obj["cancel_at_period_end"])
     if items.get("quantity"):
         subscription.seats = int(items["quantity"])
+    price_id = (items.get("price") or {}).get("id")
+    if price_id and price_id != subscription.plan.provider_id and data.get("type") != "customer.subscription.deleted":
+        # A plan changed in Stripe: follow it, so MRR and the next invoice here use the same price.
+        plan = Plan.objects.filter(provider_id=price_id).first()
+        if plan is None:
+            raise ValidationError(
+                f"No plan here has the Stripe price id {price_id!r}; set it on the plan, then replay this event.",
+                code="unknown_price",
+            )
+        if plan.currency != subscription.plan.currency:
+            raise ValidationError(
+                f"The Stripe price {price_id} is in {plan.currency}, the subscription in {subscription.plan.currency}.",
+                code="currency_mismatch",
+            )
+        subscription.plan = plan
     if status == Subscription.Status.CANCELED:
         subscription.ended_at = _ts(obj.get("ended_at")) or _ts(created)
         subscription.canceled_at = subscription.canceled_at or _ts(obj.get("canceled_at")) or subscription.ended_at

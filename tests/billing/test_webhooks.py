@@ -359,3 +359,26 @@ def test_a_refund_sent_to_stripe_is_in_stripes_unit(open_invoice: Invoice, setti
          "idempotency_key": "gc-refund-r1-0"},
         {"amount": 1_250, "metadata": {"gc_refund_id": "r2"}, "charge": "ch_9", "idempotency_key": "gc-refund-r2-0"},
     ]  # fmt: skip
+
+
+def test_a_plan_changed_in_stripe_is_followed_by_its_price_id(client: Any, open_invoice: Invoice) -> None:
+    from billing.models import Plan
+
+    pro = make_plan("pro", 9000)
+    subscription = Subscription.objects.get(provider_id="sub_123")
+
+    def updated(event_id: str, price_id: str, created: int) -> str:
+        obj = {"id": "sub_123", "object": "subscription", "status": "active",
+               "items": {"data": [{"quantity": 1, "price": {"id": price_id}}]}}  # fmt: skip
+        return event(event_id, "customer.subscription.updated", obj, created)
+
+    unknown = deliver(client, updated("evt_price_1", "price_pro", 1_767_300_000))
+    assert unknown.json()["status"] == "failed"
+    assert "No plan here has the Stripe price id 'price_pro'" in WebhookEvent.objects.get(event_id="evt_price_1").error
+    assert Subscription.objects.get(pk=subscription.pk).plan.code == "basic"
+
+    Plan.objects.filter(pk=pro.pk).update(provider_id="price_pro")
+    call_command("billing_replay_events", "--event", "evt_price_1", stdout=StringIO())
+    subscription.refresh_from_db()
+    assert subscription.plan.code == "pro"
+    assert list(subscription.mrr_movements.values_list("kind", "delta")) == [("new", 3000), ("expansion", 6000)]

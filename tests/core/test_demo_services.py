@@ -7,6 +7,7 @@ import socket
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import psycopg
 import pytest
@@ -70,3 +71,27 @@ def test_a_remote_address_that_does_not_answer_is_a_sentence_not_an_embedded_ser
     with pytest.raises(demo.DemoError, match=r"point MAIN_DATABASE_URL at 127\.0\.0\.1"):
         demo.ensure_postgres([target], embedded)
     assert embedded.stoppers == []
+
+
+def test_services_mode_starts_what_does_not_answer_and_leaves_it_running(
+    demo: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make test` on a machine without Redis or PostgreSQL installed: `demo.py --services URL...`."""
+    started: list[Any] = []
+
+    class Recorded(demo.Embedded):  # type: ignore[name-defined,misc]
+        def __init__(self) -> None:
+            super().__init__()
+            started.append(self)
+
+    monkeypatch.setattr(demo, "Embedded", Recorded)
+    port = free_port()
+    try:
+        assert demo.services_only([f"redis://127.0.0.1:{port}/15"]) == 0
+        assert redis.Redis(host="127.0.0.1", port=port).ping()  # still running after the call returned
+    finally:
+        for embedded in started:
+            embedded.stop_all()
+    assert not demo.answers("127.0.0.1", port)
+    with pytest.raises(demo.DemoError, match="neither a postgres:// nor a redis:// address"):
+        demo.services_only(["mysql://127.0.0.1/x"])

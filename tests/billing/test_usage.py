@@ -84,3 +84,16 @@ def test_the_cycle_command_reports_each_step(db: Any) -> None:
     assert "usage: 1/1" in text and "usage: 1 processed, 1 changed, 0 failed." in text
     assert "renewals: 0 processed" in text and "dunning: 0 processed" in text
     assert UsageReading.objects.get().taken_at == dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+
+
+def test_the_cycle_command_exits_with_an_error_naming_what_failed(db: Any) -> None:
+    from django.core.management.base import CommandError
+
+    broken = make_organization(name="Not provisioned")
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError, match=r"1 item\(s\) failed; see the lines above\."):
+        call_command("billing_run_cycle", "--only", "usage", stdout=out, stderr=err)
+    assert "usage: 1 processed, 0 changed, 1 failed." in out.getvalue()
+    assert broken.schema_name in err.getvalue()
+    with pytest.raises(CommandError, match="'yesterday' is not an ISO 8601 date and time"):
+        call_command("billing_run_cycle", "--at", "yesterday", stdout=StringIO())

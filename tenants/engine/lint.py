@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pglast import ast, parse_sql
+from pglast import ast, parse_plpgsql, parse_sql
 from pglast.parser import ParseError, parse_sql_json, split
 from psycopg import sql
 
@@ -276,6 +276,8 @@ def _schema_problems(stmt: ast.Node) -> Iterator[tuple[ast.Node, str]]:
             message = f"{node.schemaname}.{node.relname} names schema {node.schemaname!r}"
         elif isinstance(node, ast.VariableSetStmt) and (node.name or "").lower() == "search_path":
             message = "SET search_path: the engine sets the search_path (SET LOCAL, tenant schema only)"
+        elif isinstance(node, ast.FuncCall) and _is_search_path_set_config(node):
+            message = "set_config('search_path', ...): the engine sets the search_path (SET LOCAL, tenant schema only)"
         elif isinstance(node, ast.FuncCall):
             message = _qualified_problem(_names(node.funcname))
         elif isinstance(node, ast.TypeName):
@@ -310,6 +312,91 @@ def _schema_problems(stmt: ast.Node) -> Iterator[tuple[ast.Node, str]]:
             yield node, message
 
 
+def _statement_text(text: str, raw: Any) -> str:
+    start = raw.stmt_location or 0
+    return text[start : start + raw.stmt_len] if raw.stmt_len else text[start:]
+
+
+def _is_search_path_set_config(node: ast.FuncCall) -> bool:
+    names = _names(node.funcname)
+    if not names or names[-1].lower() != "set_config" or not node.args:
+        return False
+    first = node.args[0]
+    value = getattr(first, "val", None) if isinstance(first, ast.A_Const) else None
+    return isinstance(value, ast.String) and (value.sval or "").lower() == "search_path"
+
+
+def _body_language(stmt: ast.Node) -> str:
+    options: Any = getattr(stmt, "options" if isinstance(stmt, ast.CreateFunctionStmt) else "args", ())
+    for option in options or ():
+        if isinstance(option, ast.DefElem) and option.defname == "language" and isinstance(option.arg, ast.String):
+            return str(option.arg.sval).lower()
+    return "plpgsql" if isinstance(stmt, ast.DoStmt) else ""
+
+
+def _plpgsql_queries(node: Any) -> Iterator[tuple[int, str, int]]:
+    """(line in the body, SQL, parse mode) of every expression in a parsed PL/pgSQL function."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _plpgsql_queries(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "PLpgSQL_expr" and isinstance(value, dict) and isinstance(value.get("query"), str):
+                yield int(node.get("lineno", 0) or 0), value["query"], int(value.get("parseMode", 0) or 0)
+            elif isinstance(value, (dict, list)):
+                line = value.get("lineno") if isinstance(value, dict) else None
+                for found_line, query, mode in _plpgsql_queries(value):
+                    yield (found_line or int(line or 0)), query, mode
+
+
+def _body_schema_problems(stmt: ast.Node, body: str, source: str) -> Iterator[tuple[int, str]]:
+    """(offset in the body, message) for schema-qualified names in the SQL a function or DO body runs.
+
+    The parser does not look inside bodies; here SQL bodies are parsed as SQL and PL/pgSQL bodies with
+    PostgreSQL's PL/pgSQL parser, whose embedded statements and expressions are then checked like top-level
+    SQL. ``public.`` is left to the body regex (it also sees dynamic SQL), so it is reported once.
+    """
+    language = _body_language(stmt)
+    found: list[tuple[int, str]] = []
+    try:
+        if language == "sql":
+            for raw in parse_sql(body):
+                for node, message in _schema_problems(raw.stmt) if raw.stmt is not None else ():
+                    location = getattr(node, "location", None)
+                    found.append((location if isinstance(location, int) and location >= 0 else 0, message))
+        elif language == "plpgsql":
+            # A function is parsed as written (so its parameters and NEW/OLD are known); a DO body becomes the
+            # body of a parameterless function.
+            wrapped = (
+                source
+                if isinstance(stmt, ast.CreateFunctionStmt)
+                else "CREATE FUNCTION tenant_sql_lint() RETURNS void LANGUAGE plpgsql AS "
+                f"$tenant_sql_lint${body}$tenant_sql_lint$"
+            )
+            line_starts = [0] + [i + 1 for i, char in enumerate(body) if char == "\n"]
+            for line, query, mode in _plpgsql_queries(parse_plpgsql(wrapped)):
+                offset = line_starts[min(max(line - 1, 0), len(line_starts) - 1)]
+                # Parse modes (libpg_query's RawParseMode): 0 a statement, 1 a type name, 2 an expression,
+                # 3-5 an assignment "target := expression".
+                if mode == 1:
+                    continue
+                if mode >= 3:
+                    query = ASSIGNMENT_RE.split(query, maxsplit=1)[-1]
+                try:
+                    parsed = parse_sql(query if mode == 0 else f"SELECT {query}")
+                except ParseError:
+                    continue  # PL/pgSQL-only syntax (assignment targets, cursors); nothing to check
+                for raw in parsed:
+                    if raw.stmt is not None:
+                        found.extend((offset, message) for _node, message in _schema_problems(raw.stmt))
+    except ParseError:
+        return  # the function's own CREATE reports what PostgreSQL cannot parse
+    for offset, message in found:
+        if "names schema 'public'" not in message:
+            yield offset, message
+
+
+ASSIGNMENT_RE = re.compile(r":=|=")
 BODY_PUBLIC_RE = re.compile(r"\bpublic\s*\.\s*\w", re.IGNORECASE)
 BODY_SEARCH_PATH_RE = re.compile(r"\bset\s+(local\s+)?search_path\b|set_config\s*\(\s*'search_path'", re.IGNORECASE)
 
@@ -421,6 +508,8 @@ def template_lint(template: Template) -> list[LintProblem]:
                 add(body_at + found.start(), "hard-coded-schema", "function body refers to public.<name>")
             for found in BODY_SEARCH_PATH_RE.finditer(body):
                 add(body_at + found.start(), "hard-coded-schema", "function body sets search_path")
+            for offset, message in _body_schema_problems(stmt, body, _statement_text(rendered, raw)):
+                add(body_at + offset, "hard-coded-schema", f"in the body: {message}")
         for node, rule, message in _citus_problems(stmt):
             add(at(node), rule, message)
     if template.no_transaction and not needs_no_transaction:

@@ -150,3 +150,47 @@ def test_apply_time_check_matches_the_blocking_rules(tmp_path: Path, text: str, 
     (template,) = template_set_read(directory).templates
     assert template_apply_blocked(template) is blocked
     assert any(p.rule in BLOCKING_RULES for p in template_lint(template)) is blocked
+
+
+def test_schema_names_inside_function_and_do_bodies_are_caught(tmp_path: Path) -> None:
+    """Bodies are parsed too (SQL bodies as SQL, PL/pgSQL with its own parser), not only scanned for public."""
+    directory = write(
+        tmp_path / "t",
+        {
+            "001_core.pgsql": (
+                "CREATE TABLE t (id bigint, updated_at timestamptz);\n"  # 1
+                "CREATE FUNCTION trg() RETURNS trigger LANGUAGE plpgsql AS $$\n"  # 2
+                "BEGIN\n"  # 3
+                "  NEW.updated_at := now();\n"  # 4 NEW.x is a record field, not a schema
+                "  INSERT INTO acme.log VALUES (NEW.id);\n"  # 5
+                "  RETURN NEW;\n"  # 6
+                "END $$;\n"  # 7
+                "CREATE FUNCTION f(p_qty int) RETURNS bigint LANGUAGE plpgsql AS $$\n"  # 8
+                "DECLARE r record;\n"  # 9
+                "BEGIN\n"  # 10
+                "  p_qty := (SELECT count(*) FROM other.t);\n"  # 11
+                "  SELECT * INTO r FROM t WHERE id = p_qty;\n"  # 12
+                "  RETURN r.id;\n"  # 13
+                "END $$;\n"  # 14
+                "CREATE FUNCTION s() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM acme.t';\n"  # 15
+                "DO $$\nBEGIN\n"  # 16-17
+                "  PERFORM 1 FROM acme.t;\n"  # 18
+                "END $$;\n"  # 19
+                "SELECT set_config('search_path', 'acme', true);\n"  # 20
+                "CREATE FUNCTION clean() RETURNS bigint LANGUAGE plpgsql AS $$\n"  # 21
+                "BEGIN RETURN (SELECT count(*) FROM t x WHERE x.id > 0 AND pg_catalog.now() IS NOT NULL); END $$;\n"
+            ),
+        },
+    )
+    found = lines(directory)
+    assert [line.split(": ")[0] for line in found] == [
+        "001_core.pgsql:5",
+        "001_core.pgsql:11",
+        "001_core.pgsql:15",
+        "001_core.pgsql:18",
+        "001_core.pgsql:20",
+    ]
+    assert all(": hard-coded-schema: " in line for line in found)
+    assert "in the body: acme.log names schema 'acme'" in found[0]
+    assert "in the body: other.t names schema 'other'" in found[1]
+    assert "set_config('search_path'" in found[4]

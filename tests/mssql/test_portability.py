@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.test.utils import isolate_apps
 
+from billing.models import Subscription
 from ghostcrm.audit.models import AuditChainHead, AuditEvent
 from ghostcrm.mssql import portability
 from ghostcrm.mssql.offline import OfflineDatabaseWrapper
@@ -193,6 +194,10 @@ def test_lock_code_paths_become_sql_server_lock_hints() -> None:
     assert "FROM [audit_auditchainhead] WITH (ROWLOCK, UPDLOCK) WHERE" in chain_head
     organization = mssql_sql(Organization.objects.select_for_update().filter(pk="0" * 32))
     assert "FROM [tenants_organization] WITH (ROWLOCK, UPDLOCK) WHERE" in organization
+    # With a join the hint stays on the locked model's table: the joined row is not locked (unlike FOR UPDATE).
+    subscription = mssql_sql(Subscription.objects.select_for_update().select_related("plan").filter(pk=1))
+    assert "FROM [billing_subscription] WITH (ROWLOCK, UPDLOCK) INNER JOIN [billing_plan] ON" in subscription
+    assert subscription.count("WITH (") == 1
     assert "WITH (ROWLOCK, UPDLOCK, READPAST)" in mssql_sql(AuditEvent.objects.select_for_update(skip_locked=True))
     assert "WITH (NOWAIT, ROWLOCK, UPDLOCK)" in mssql_sql(AuditEvent.objects.select_for_update(nowait=True))
     with pytest.raises(NotSupportedError, match="FOR UPDATE OF"):

@@ -103,9 +103,13 @@ class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
     )
     filter_horizontal = ()
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        return selectors.users_with_mfa_flag(super().get_queryset(request))  # one query for the list's MFA column
+
     @admin.display(description="MFA", boolean=True)
     def mfa(self, obj: User) -> bool:
-        return selectors.user_has_mfa(user=obj)
+        flag = getattr(obj, "has_mfa", None)
+        return selectors.user_has_mfa(user=obj) if flag is None else bool(flag)
 
     def get_inlines(self, request: HttpRequest, obj: Any = None) -> Any:
         return self.inlines if obj is not None else ()  # a user being added has no sessions
@@ -158,6 +162,7 @@ class UserSessionAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
     search_fields = ("user__email", "=ip_address", "user_agent")
     exclude = ("session_key_hash",)
     actions = ("end_sessions",)
+    list_select_related = ("user",)
 
     @admin.display(description="user agent")
     def short_user_agent(self, obj: UserSession) -> str:
@@ -205,6 +210,7 @@ class InvitationAdmin(AuditedModelAdmin):
     list_filter = ("state", "role", "created_at")
     search_fields = ("email", "=organization_id")
     actions = ("resend", "revoke")
+    list_select_related = ("inviter",)
     readonly_fields = (
         "email", "role", "organization_id", "inviter", "state", "expires_at", "created_at", "sent_at", "send_count",
         "accepted_at", "accepted_user", "revoked_at", "expired_at",
@@ -331,6 +337,7 @@ class _DeviceAdmin(AuditedModelAdmin):
     list_display = ("user", "name", "confirmed", "created_at", "last_used_at")
     list_filter = ("confirmed",)
     search_fields = ("user__email", "name")
+    list_select_related = ("user",)
     fields = ("user", "name", "confirmed", "created_at", "last_used_at")
     readonly_fields = fields
 

@@ -6,7 +6,7 @@ import hashlib
 import uuid
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -40,6 +40,11 @@ def user_totp_device(*, user: User, confirmed: bool = True) -> TOTPDevice | None
 
 def user_has_mfa(*, user: User) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def users_with_mfa_flag(users: QuerySet[User]) -> QuerySet[User]:
+    """``users`` annotated with ``has_mfa`` (a confirmed authenticator), for lists."""
+    return users.annotate(has_mfa=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)))
 
 
 def user_backup_device(*, user: User) -> StaticDevice | None:

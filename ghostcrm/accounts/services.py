@@ -276,12 +276,15 @@ def mfa_verify(*, user: User, code: str) -> tuple[Any, str]:
             device = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True).first()
             if device is not None and device.verify_token(cleaned):
                 return device, "totp"
-        raise MFAFailed("That code is not valid (or was already used); enter the current code from your app.")
+        raise MFAFailed(
+            "That code is not valid (or was already used); enter the current code from your app.",
+            extra={"factor": "totp"},
+        )
     with transaction.atomic():
         backup = StaticDevice.objects.select_for_update().filter(user=user, confirmed=True).first()
         if backup is not None and cleaned and backup.verify_token(_backup_code_hash(cleaned)):
             return backup, "backup"
-    raise MFAFailed("That backup code is not valid or was already used.")
+    raise MFAFailed("That backup code is not valid or was already used.", extra={"factor": "backup"})
 
 
 def mfa_reset(*, user: User, actor: Actor, request: HttpRequest | None = None, reason: str = "") -> int:

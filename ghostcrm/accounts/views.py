@@ -90,7 +90,14 @@ def login_view(request: HttpRequest) -> HttpResponse:
         user = authenticate(request, username=email, password=form.cleaned_data["password"])
         if getattr(request, "axes_locked_out", False):
             return lockout.lockout_response(request, None, {"username": email})
-        if user is None or not user.is_staff:
+        if user is not None and not user.is_staff:
+            # Right password, but the account may not use the admin: a refused sign-in like any other
+            # (audited, counted by the lockout), with the same sentence so it reveals nothing.
+            services.auth_login_failed(request=request, username=email, factor="password")
+            if getattr(request, "axes_locked_out", False):
+                return lockout.lockout_response(request, None, {"username": email})
+            user = None
+        if user is None:
             form.add_error(None, "The e-mail address or password is not correct.")
         else:
             services.auth_preauth_begin(request=request, user=user, next_url=next_url)
@@ -119,8 +126,7 @@ def mfa_view(request: HttpRequest) -> HttpResponse:
         try:
             device, factor = services.mfa_verify(user=user, code=code)
         except services.MFAFailed as exc:
-            factor = "totp" if code.strip().isdigit() else "backup"
-            services.auth_login_failed(request=request, username=user.email, factor=factor)
+            services.auth_login_failed(request=request, username=user.email, factor=exc.extra.get("factor", "totp"))
             if getattr(request, "axes_locked_out", False):
                 return lockout.lockout_response(request, None, {"username": user.email})
             form.add_error("code", exc.message)

@@ -177,3 +177,31 @@ def test_own_security_pages_need_the_second_factor(client, staff_user):
         response = client.post(reverse(name)) if name != "accounts:security" else client.get(reverse(name))
         assert response.status_code == 302 and response.url.startswith(reverse("accounts:mfa")), name
     assert not StaticDevice.objects.filter(user=staff_user).exists()
+
+
+def test_right_password_of_an_account_without_admin_access_is_a_refused_sign_in(client, staff_user):
+    staff_user.is_staff = False
+    staff_user.save()
+    response = password_step(client, staff_user.email)
+    assert response.status_code == 200 and "not correct" in response.content.decode()
+    assert "_gc_preauth" not in client.session
+    event = AuditEvent.objects.get(action="auth.login.failure")
+    assert event.target_id == str(staff_user.pk) and event.after == {"factor": "password"}
+
+
+def test_a_seven_digit_code_is_audited_as_a_backup_code_guess(client, staff_user):
+    enrol(staff_user)
+    password_step(client, staff_user.email)
+    assert client.post(reverse("accounts:mfa"), {"code": "1234567"}).status_code == 200
+    assert AuditEvent.objects.get(action="auth.login.failure").after == {"factor": "backup"}
+
+
+def test_password_reset_is_not_offered(client):
+    """No self-service reset: a super admin sets a new password (audited, ends sessions) and resets MFA."""
+    from django.urls import NoReverseMatch
+
+    for name in ("admin_password_reset", "password_reset", "accounts:password_reset"):
+        with pytest.raises(NoReverseMatch):
+            reverse(name)
+    assert client.get("/accounts/password_reset/").status_code == 404
+    assert "reset" not in client.get(reverse("accounts:login")).content.decode().lower()

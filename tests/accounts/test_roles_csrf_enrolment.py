@@ -227,3 +227,36 @@ def test_bulk_device_delete_needs_a_recent_password(admin_session, staff_user):
     assert admin_session.post(changelist, form).status_code == 302  # password typed minutes ago
     assert not TOTPDevice.objects.filter(pk=device.pk).exists()
     assert AuditEvent.objects.filter(action="auth.mfa.reset", target_id=str(staff_user.pk)).exists()
+
+
+@pytest.mark.parametrize(
+    "url_name",
+    [
+        "admin:accounts_user_changelist",
+        "admin:accounts_invitation_changelist",
+        "admin:accounts_usersession_changelist",
+        "admin:otp_totp_totpdevice_changelist",
+    ],
+)
+def test_account_lists_do_not_query_per_row(admin_session, super_admin, url_name):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def add_rows(start: int, count: int) -> None:
+        for i in range(start, start + count):
+            user = User.objects.create_user(email=f"person{i}@example.com", password=PASSWORD, role=Role.SUPPORT)
+            enrol(user)
+            UserSession.objects.create(user=user, session_key_hash=f"{i:064d}")
+            services.invitation_create(
+                email=f"invitee{i}@example.com", role="billing", inviter=super_admin, actor=Actor.system("test")
+            )
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert admin_session.get(reverse(url_name)).status_code == 200
+        return len(captured)
+
+    add_rows(0, 2)
+    few = queries()
+    add_rows(2, 6)
+    assert queries() == few

@@ -58,6 +58,14 @@ def test_an_unreachable_database_names_its_variable(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_an_unreachable_main_database_names_its_variable() -> None:
+    result = run_manage("migrate", MAIN_DATABASE_URL="postgres://nobody:secret@127.0.0.1:1/nowhere")
+    assert result.returncode == 2
+    assert result.stderr.startswith("ghostcrm: cannot connect to the main database at postgres://nobody:***@")
+    assert "(MAIN_DATABASE_URL)" in result.stderr and "Start that server or correct MAIN_DATABASE_URL" in result.stderr
+    assert "secret" not in result.stderr and "Traceback" not in result.stderr
+
+
 def test_production_passes_the_deploy_check() -> None:
     from cryptography.fernet import Fernet
 
@@ -108,3 +116,29 @@ def test_unknown_mssql_parameters_are_refused() -> None:
 
 def test_redact_hides_the_password() -> None:
     assert redact("postgres://u:hunter2@h/db") == "postgres://u:***@h/db"
+
+
+def test_a_dotenv_file_is_read_in_development_only(tmp_path: Path) -> None:
+    """The settings module, copied beside a `.env` (never written into the real checkout, which others share)."""
+    package = tmp_path / "ghostcrm"
+    package.mkdir()
+    for name in ("__init__.py", "settings.py", "dburl.py"):
+        (package / name).write_text((ROOT / "ghostcrm" / name).read_text())
+    (tmp_path / ".env").write_text("SECRET_KEY=from-the-dotenv-file\nALLOWED_HOSTS=dotenv.example\n")
+    probe = "import ghostcrm.settings as s; print(s.SECRET_KEY, s.ALLOWED_HOSTS)"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("GHOSTCRM_", "SECRET_KEY", "ALLOWED_HOSTS"))}
+
+    def settings_in(environment: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        env = {**base, "PYTHONPATH": str(tmp_path), "GHOSTCRM_ENV": environment, **extra}
+        return subprocess.run(
+            [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+
+    development = settings_in("development")
+    assert development.returncode == 0, development.stderr
+    assert development.stdout.strip() == "from-the-dotenv-file ['dotenv.example']"
+    # The environment wins over the file.
+    assert settings_in("development", SECRET_KEY="from-env").stdout.startswith("from-env ")
+    # Staging and production ignore it: without SECRET_KEY in the environment they refuse to start.
+    staging = settings_in("staging")
+    assert staging.returncode != 0 and "SECRET_KEY must be set when GHOSTCRM_ENV=staging" in staging.stderr

@@ -57,6 +57,7 @@ class SystemSettingAdmin(AuditedModelAdmin):
     form = SystemSettingForm
     list_display = ("key", "value", "default", "description", "updated_at", "updated_by")
     search_fields = ("key",)
+    list_select_related = ("updated_by",)
     readonly_fields = ("updated_at", "updated_by")
 
     @admin.display(description="default")

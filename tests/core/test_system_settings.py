@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -157,3 +158,24 @@ def test_admin_change_of_an_undeclared_key_is_a_form_error_not_a_crash(admin_ses
     assert "&#x27;retired.setting&#x27; is not a known system setting." in response.content.decode()
     stale.refresh_from_db()
     assert stale.value == "1"
+
+
+@pytest.mark.django_db
+def test_admin_list_reads_who_changed_each_setting_in_the_same_query(
+    admin_session: Client, django_assert_max_num_queries: Any
+) -> None:
+    from ghostcrm.accounts.models import User
+
+    url = reverse("admin:core_systemsetting_changelist")
+    keys = ["provisioning.retention_days", "provisioning.stuck_after_minutes", "billing.invoice_due_days"]
+    editor = User.objects.create_user(email="editor-0@ghostcrm.test", password="x" * 16)
+    system_setting_set(key=keys[0], value="31", actor=Actor.for_user(editor))
+    admin_session.get(url)  # warm the session and permission caches
+    with django_assert_max_num_queries(1000) as one_row:
+        assert admin_session.get(url).status_code == 200
+    for n, key in enumerate(keys[1:], start=1):
+        other = User.objects.create_user(email=f"editor-{n}@ghostcrm.test", password="x" * 16)
+        system_setting_set(key=key, value="20", actor=Actor.for_user(other))
+    with django_assert_max_num_queries(len(one_row.captured_queries)):
+        page = admin_session.get(url)
+    assert all(f"editor-{n}@ghostcrm.test" in page.content.decode() for n in range(3))

@@ -491,8 +491,17 @@ def organization_deprovision_run(*, organization_id: str, job_id: str = "") -> s
         export_path = ""
         clock = time.monotonic()
         if _schema_exists(organization.schema_name):
-            roles.app_role_disable(schema=organization.schema_name)
-            export_path = str(schema_export(schema=organization.schema_name))
+            exported: list[Path] = []
+
+            def export(org: Organization) -> str:
+                roles.app_role_disable(schema=org.schema_name)
+                exported.append(schema_export(schema=org.schema_name))
+                return f"schema {org.schema_name} exported to {exported[0]}"
+
+            # An operation row of its own, so a failing pg_dump shows in the admin like any provisioning step.
+            attempt = Operation.objects.filter(organization=organization, step="export").count() + 1
+            _run_step(organization, step="export", job_id=job_id, attempt=attempt, func=export)
+            export_path = str(exported[0])
         retention = int(setting_value("provisioning.retention_days"))
         now = timezone.now()
         services.organization_transition(

@@ -23,7 +23,7 @@ from django.utils.text import slugify
 
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor, audit_record, model_snapshot
-from ghostcrm.core.errors import ApplicationError, Conflict, NotFound, ValidationError
+from ghostcrm.core.errors import ApplicationError, Conflict, NotFound, TransientError, ValidationError
 from tenants.models import IdempotencyRecord, Operation, Organization
 from tenants.schema_names import schema_name_from_slug, validate_schema_name
 
@@ -422,8 +422,21 @@ def organization_suspend(
             organization, to_status=Status.SUSPENDED, actor=actor, step="suspend", reason=reason, request=request
         )
         # Inside the transaction: if PostgreSQL refuses, the status stays active.
-        roles.app_role_disable(schema=organization.schema_name)
+        _role_change(roles.app_role_disable, organization, "revoke the tenant's login")
     return organization
+
+
+def _role_change(change: Callable[..., Any], organization: Organization, what: str) -> None:
+    """Run a login-role change in the tenant database; a database fault becomes a sentence, not a traceback."""
+    from django.db import DatabaseError
+
+    try:
+        change(schema=organization.schema_name)
+    except DatabaseError as exc:
+        raise TransientError(
+            f"Could not {what} in the tenant database ({exc}); nothing was changed, try again.",
+            code="tenant_database_unavailable",
+        ) from exc
 
 
 def organization_resume(
@@ -437,7 +450,7 @@ def organization_resume(
         if organization.status == Status.ACTIVE:
             return organization
         _transition(organization, to_status=Status.ACTIVE, actor=actor, step="resume", reason=reason, request=request)
-        roles.app_role_enable(schema=organization.schema_name)
+        _role_change(roles.app_role_enable, organization, "restore the tenant's login")
     return organization
 
 

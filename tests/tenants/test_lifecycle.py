@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from ghostcrm.audit.models import AuditEvent
@@ -144,3 +146,68 @@ def test_retry_moves_failed_back_to_pending_and_refuses_active() -> None:
     Organization.objects.filter(pk=organization.pk).update(status=Status.ACTIVE)
     with pytest.raises(Conflict):
         services.organization_retry(organization_id=organization.pk, actor=ACTOR)
+
+
+@pytest.mark.django_db
+def test_a_tenant_database_fault_during_suspend_or_resume_is_a_sentence_and_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.db import OperationalError
+
+    from ghostcrm.core.errors import TransientError
+    from tenants import roles
+
+    def down(*, schema: str) -> None:
+        raise OperationalError("connection to server at 127.0.0.1 failed")
+
+    organization = services.organization_request(name="ACME Corp", admin_email="a@acme.test", actor=ACTOR)
+    Organization.objects.filter(pk=organization.pk).update(status="active")
+    monkeypatch.setattr(roles, "app_role_disable", down)
+    with pytest.raises(TransientError, match="Could not revoke the tenant's login") as caught:
+        services.organization_suspend(organization_id=organization.pk, actor=ACTOR, reason="unpaid")
+    assert caught.value.code == "tenant_database_unavailable" and caught.value.http_status == 503
+    organization.refresh_from_db()
+    assert organization.status == "active"
+    assert not Operation.objects.filter(organization=organization, step="suspend").exists()
+    assert not AuditEvent.objects.filter(action="organization.suspend").exists()
+
+    Organization.objects.filter(pk=organization.pk).update(status="suspended")
+    monkeypatch.setattr(roles, "app_role_enable", down)
+    with pytest.raises(TransientError, match="Could not restore the tenant's login"):
+        services.organization_resume(organization_id=organization.pk, actor=ACTOR, reason="paid")
+    organization.refresh_from_db()
+    assert organization.status == "suspended"
+
+
+@pytest.mark.django_db(databases=["default", "tenants"])
+def test_deprovisioning_records_the_export_as_an_operation_failed_or_done(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from ghostcrm.core.errors import TransientError
+    from tenants import provisioning, roles
+
+    organization = services.organization_request(name="ACME Corp", admin_email="a@acme.test", actor=ACTOR)
+    Organization.objects.filter(pk=organization.pk).update(status="active")
+    services.organization_deprovision(organization_id=organization.pk, actor=ACTOR, reason="contract ended")
+    monkeypatch.setattr(provisioning, "_schema_exists", lambda schema: True)
+    monkeypatch.setattr(roles, "app_role_disable", lambda *, schema: 0)
+
+    def broken_dump(*, schema: str, destination: Any = None) -> Any:
+        raise TransientError("pg_dump of schema 'acme_corp' failed: disk full")
+
+    monkeypatch.setattr(provisioning, "schema_export", broken_dump)
+    with pytest.raises(TransientError):
+        provisioning.organization_deprovision_run(organization_id=str(organization.pk), job_id="job-9")
+    failed = Operation.objects.get(organization=organization, step="export")
+    assert (failed.outcome, failed.job_id, failed.attempt) == ("failure", "job-9", 1)
+    assert "disk full" in failed.error
+    organization.refresh_from_db()
+    assert organization.status == "deprovisioning"  # the reconciler or a retry runs it again
+
+    dump = tmp_path / "acme_corp.sql"
+    monkeypatch.setattr(provisioning, "schema_export", lambda *, schema, destination=None: dump)
+    assert provisioning.organization_deprovision_run(organization_id=str(organization.pk)) == "deleted"
+    done = Operation.objects.get(organization=organization, step="export", outcome="success")
+    assert done.attempt == 2 and str(dump) in done.message
+    organization.refresh_from_db()
+    assert (organization.status, organization.export_path) == ("deleted", str(dump))

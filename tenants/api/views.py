@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -29,6 +30,7 @@ from tenants.api.serializers import (
 )
 from tenants.models import Organization, ServiceKey
 
+logger = logging.getLogger(__name__)
 READ = ServiceKey.Scope.ORGANIZATIONS_READ
 WRITE = ServiceKey.Scope.ORGANIZATIONS_WRITE
 LIFECYCLE = ServiceKey.Scope.ORGANIZATIONS_LIFECYCLE
@@ -74,6 +76,18 @@ class ServiceKeyAPIView(APIView):
     def actor(self, request: Request) -> Actor:
         key: ServiceKey = request.auth  # type: ignore[assignment]
         return Actor.api_key(key.pk, key.name)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        try:
+            return super().handle_exception(exc)
+        except Exception:
+            # A bug or an outage the services did not turn into an ApplicationError: still the API's JSON shape
+            # (the traceback goes to the log, never to the caller).
+            logger.exception("unhandled error in %s", type(self).__name__)
+            return Response(
+                {"code": "server_error", "message": "The server failed to handle this request; it has been logged."},
+                status=http.HTTP_500_INTERNAL_SERVER_ERROR,
+            )
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -179,3 +179,15 @@ def test_openapi_gives_each_lifecycle_action_its_own_summary_and_status() -> Non
         operation = paths[f"/api/v1/organizations/{{organization_id}}/{action}/"]["post"]
         assert operation["summary"] == summary, action
         assert {c for c in operation["responses"] if c.startswith("2")} == {status}, action
+
+
+def test_an_unexpected_failure_is_a_500_json_body_without_the_traceback(
+    api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(**kwargs: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr("tenants.selectors.organization_list", broken)
+    response = api.get(URL)
+    data = _error(response, 500, "server_error")
+    assert "secret internals" not in response.content.decode() and "logged" in data["message"]

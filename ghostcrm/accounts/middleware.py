@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 
@@ -50,7 +50,12 @@ class SessionSecurityMiddleware:
         token = current_request.set(request)
         try:
             start_key = request.session.session_key if hasattr(request, "session") else None
-            response = self._check_session(request) or self._mfa_gate(request) or self.get_response(request)
+            response = (
+                self._check_session(request)
+                or self._mfa_gate(request)
+                or self._queue_gate(request)
+                or self.get_response(request)
+            )
             self._follow_key_change(request, start_key)
             return response
         finally:
@@ -104,6 +109,16 @@ class SessionSecurityMiddleware:
         if not request.path.startswith(admin_root) or request.path == reverse("admin:logout"):
             return None
         return _redirect_with_next("accounts:mfa", request)
+
+    def _queue_gate(self, request: HttpRequest) -> HttpResponse | None:
+        """django-rq's pages only ask for staff: its POSTs (delete, requeue, empty a queue) are for super admins,
+        as the Roles table says; support and billing may look."""
+        if request.method in {"GET", "HEAD", "OPTIONS"} or not request.path.startswith(reverse("django_rq:home")):
+            return None
+        user = getattr(request, "user", None)
+        if user is not None and user.is_active and user.is_superuser:
+            return None
+        return HttpResponseForbidden("Only super admins change the job queues; your role may view them.")
 
     def process_view(
         self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any

@@ -442,7 +442,12 @@ def user_unlock(*, email: str, actor: Actor, request: HttpRequest | None = None,
 
 
 def _rate_limit_check(*, inviter: User | None, email: str) -> None:
+    """Refuse a send over the per-inviter or per-address limit. Call inside the transaction that records the
+    send: the inviter's row and the address's invitations are locked, so concurrent sends queue up here."""
     now = timezone.now()
+    if inviter is not None:
+        User.objects.select_for_update().filter(pk=inviter.pk).first()
+    list(Invitation.objects.select_for_update().filter(email=email).values_list("pk", flat=True))
     if inviter is not None:
         limit = int(setting_value("accounts.invitations_per_inviter_per_hour"))
         window = InvitationSend.objects.filter(inviter=inviter, sent_at__gte=now - dt.timedelta(hours=1))
@@ -539,8 +544,8 @@ def invitation_create(
         raise ValidationError(f"Only tenant_admin invitations name an organisation, not {role} ones.")
     if role in CONTROL_PLANE_ROLES and User.objects.filter(email__iexact=email).exists():
         raise Conflict(f"{email} already has a control-plane account; change its role instead of inviting it.")
-    _rate_limit_check(inviter=inviter, email=email)
     with transaction.atomic():
+        _rate_limit_check(inviter=inviter, email=email)
         invitation = Invitation(email=email, role=role, inviter=inviter, organization_id=organization_id)
         invitation.context = f"org:{organization_id}" if organization_id else "control-plane"
         if Invitation.objects.filter(email=email, context=invitation.context, state=Invitation.State.PENDING).exists():

@@ -260,3 +260,24 @@ def test_account_lists_do_not_query_per_row(admin_session, super_admin, url_name
     few = queries()
     add_rows(2, 6)
     assert queries() == few
+
+
+def test_job_queues_are_viewed_by_every_role_but_changed_by_super_admins_only(
+    redis_conn, staff_user, billing_user, boss
+):
+    import django_rq
+    from django_rq.queues import get_queues_list
+
+    queue = django_rq.get_queue("default", commit_mode="auto")
+    queue.enqueue("ghostcrm.accounts.jobs.invitations_expire_job")
+    assert queue.count == 1
+    index = [config["name"] for config in get_queues_list()].index("default")
+    clear = reverse("django_rq:clear", args=[index])
+    for user in (staff_user, billing_user):
+        client = _signed_in(user)
+        assert client.get(reverse("django_rq:home")).status_code == 200
+        refused = client.post(clear, {"post": "yes"})
+        assert refused.status_code == 403 and "Only super admins" in refused.content.decode()
+    assert queue.count == 1
+    assert _signed_in(boss).post(clear, {"post": "yes"}).status_code == 302
+    assert queue.count == 0

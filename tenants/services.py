@@ -472,3 +472,12 @@ def organization_deprovision(
         )
         _on_commit(deprovisioning_enqueue, organization.pk)
     return organization
+
+
+# The lifecycle actions every entry point offers (admin, API, ``tenants`` command), by name.
+LIFECYCLE_ACTIONS: dict[str, Callable[..., Organization]] = {
+    "retry": organization_retry,
+    "suspend": organization_suspend,
+    "resume": organization_resume,
+    "deprovision": organization_deprovision,
+}

@@ -219,12 +219,7 @@ class OrganizationActionView(ServiceKeyAPIView):
         reason = serializer.validated_data["reason"] or f"{self.action_name} requested through the API"
         actor = self.actor(request)
         http_request = request._request
-        service: Any = {
-            "retry": services.organization_retry,
-            "suspend": services.organization_suspend,
-            "resume": services.organization_resume,
-            "deprovision": services.organization_deprovision,
-        }[self.action_name]
+        service = services.LIFECYCLE_ACTIONS[self.action_name]
         organization = service(organization_id=organization_id, actor=actor, reason=reason, request=http_request)
         organization.refresh_from_db()
         return Response(

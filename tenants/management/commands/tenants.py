@@ -11,12 +11,7 @@ from tenants.api.serializers import OperationSerializer, OrganizationSerializer
 from tenants.management.commands._cli import cli_actor
 from tenants.models import Organization
 
-LIFECYCLE = {
-    "retry": services.organization_retry,
-    "suspend": services.organization_suspend,
-    "resume": services.organization_resume,
-    "deprovision": services.organization_deprovision,
-}
+LIFECYCLE = services.LIFECYCLE_ACTIONS
 
 
 def _time_to_active(organization: Organization) -> str:

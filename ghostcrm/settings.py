@@ -44,6 +44,8 @@ ALLOWED_HOSTS = env.list(
     "ALLOWED_HOSTS", default=[] if GHOSTCRM_ENV != "development" else ["localhost", "127.0.0.1", "[::1]", "testserver"]
 )
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+if IS_PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off when GHOSTCRM_ENV=production (it shows tracebacks); unset DEBUG.")
 
 # Keys for secrets encrypted at rest (integration credentials): comma-separated Fernet keys, newest first.
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
@@ -51,6 +53,12 @@ if not FIELD_ENCRYPTION_KEYS and GHOSTCRM_ENV != "development":
     raise ImproperlyConfigured(
         f"FIELD_ENCRYPTION_KEYS must be set when GHOSTCRM_ENV={GHOSTCRM_ENV}; generate a key with "
         "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'."
+    )
+if not ALLOWED_HOSTS and GHOSTCRM_ENV != "development":
+    # Otherwise every request is answered 400 and `runserver` refuses to start, without naming the variable.
+    raise ImproperlyConfigured(
+        f"ALLOWED_HOSTS must be set when GHOSTCRM_ENV={GHOSTCRM_ENV}: the host names this site answers to, "
+        "comma-separated, e.g. ALLOWED_HOSTS=control.example.com."
     )
 
 # --- Applications ------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("GHOSTCRM_", "SECRET_KEY"))}
+    own = ("GHOSTCRM_", "SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "FIELD_ENCRYPTION_KEYS", "EMAIL_URL")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(own)}
     base["DJANGO_SETTINGS_MODULE"] = "ghostcrm.settings"
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=120
@@ -35,6 +36,14 @@ def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         (
             {"GHOSTCRM_ENV": "production", "SECRET_KEY": "x" * 60},
             "FIELD_ENCRYPTION_KEYS must be set when GHOSTCRM_ENV=production",
+        ),
+        (
+            {"GHOSTCRM_ENV": "production", "SECRET_KEY": "x" * 60, "DEBUG": "true"},
+            "DEBUG must be off when GHOSTCRM_ENV=production",
+        ),
+        (
+            {"GHOSTCRM_ENV": "staging", "SECRET_KEY": "x" * 60, "FIELD_ENCRYPTION_KEYS": "k"},
+            "ALLOWED_HOSTS must be set when GHOSTCRM_ENV=staging",
         ),
     ],
 )

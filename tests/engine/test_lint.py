@@ -194,3 +194,21 @@ def test_schema_names_inside_function_and_do_bodies_are_caught(tmp_path: Path) -
     assert "in the body: acme.log names schema 'acme'" in found[0]
     assert "in the body: other.t names schema 'other'" in found[1]
     assert "set_config('search_path'" in found[4]
+
+
+def test_placeholders_render_as_quoted_identifiers_and_a_literal(tmp_path: Path) -> None:
+    from tenants.engine.lint import template_set_read
+
+    directory = write(
+        tmp_path / "t",
+        {
+            "001_core.pgsql": "GRANT SELECT ON t TO ${app_role};\nALTER TABLE t OWNER TO ${owner_role};\n"
+            "INSERT INTO s (tenant) VALUES (${tenant_id});\n"
+        },
+    )
+    (template,) = template_set_read(directory).templates
+    rendered = template.render(owner_role='Odd "Owner"', app_role="app role", tenant_id="x'); DROP TABLE t; --")
+    assert rendered == (
+        'GRANT SELECT ON t TO "app role";\nALTER TABLE t OWNER TO "Odd ""Owner""";\n'
+        "INSERT INTO s (tenant) VALUES ('x''); DROP TABLE t; --');\n"
+    )

@@ -27,6 +27,7 @@ from billing.models import (
     InvoiceLine,
     MrrMovement,
     Payment,
+    Plan,
     Refund,
     Subscription,
     UsageReading,
@@ -271,6 +272,78 @@ def subscription_cancel(
         before=before,
         after=model_snapshot(subscription),
         message="at period end" if at_period_end else "immediately",
+    )
+    return subscription
+
+
+@dataclass(frozen=True)
+class ProviderSubscriptionState:
+    """What a provider (Stripe) reports about a subscription in one event; ``None``: not reported."""
+
+    provider_id: str | None
+    event_created: int  # the event's `created` (Unix seconds): older events than the last applied are stale
+    status: str
+    period_start: dt.datetime | None
+    period_end: dt.datetime | None
+    cancel_at_period_end: bool | None
+    seats: int | None
+    price_id: str | None
+    ended_at: dt.datetime | None
+    canceled_at: dt.datetime | None
+
+
+@transaction.atomic
+def subscription_provider_sync(
+    *, subscription_id: uuid.UUID | str, state: ProviderSubscriptionState, actor: Actor, message: str = ""
+) -> Subscription:
+    """Make the subscription what the provider says it is (status, period, seats, plan by price id).
+
+    Raises ``Conflict`` (code ``stale_event``) for an event older than the last one applied, so a late
+    delivery never undoes a newer state; an unknown price id or one in another currency is refused.
+    """
+    subscription = Subscription.objects.select_for_update().select_related("plan").filter(pk=subscription_id).first()
+    if subscription is None:
+        raise NotFound(f"There is no subscription {subscription_id}.", code="subscription_not_found")
+    if subscription.provider_updated is not None and state.event_created < subscription.provider_updated:
+        raise Conflict(f"stale: an event of {subscription.provider_updated} was already applied", code="stale_event")
+    before, mrr_before = model_snapshot(subscription), selectors.subscription_mrr(subscription)
+    subscription.status = state.status
+    subscription.provider_id = subscription.provider_id or state.provider_id
+    subscription.provider_updated = state.event_created
+    if state.period_start and state.period_end:
+        subscription.current_period_start, subscription.current_period_end = state.period_start, state.period_end
+    if state.cancel_at_period_end is not None:
+        subscription.cancel_at_period_end = state.cancel_at_period_end
+    if state.seats:
+        subscription.seats = state.seats
+    if state.price_id and state.price_id != subscription.plan.provider_id:
+        # A plan changed at the provider: follow it, so MRR and the next invoice here use the same price.
+        plan = Plan.objects.filter(provider_id=state.price_id).first()
+        if plan is None:
+            raise ValidationError(
+                f"No plan here has the Stripe price id {state.price_id!r}; set it on the plan, then replay this event.",
+                code="unknown_price",
+            )
+        if plan.currency != subscription.plan.currency:
+            raise ValidationError(
+                f"The Stripe price {state.price_id} is in {plan.currency}, the subscription in "
+                f"{subscription.plan.currency}.",
+                code="currency_mismatch",
+            )
+        subscription.plan = plan
+    if state.status == Subscription.Status.CANCELED:
+        subscription.ended_at = state.ended_at
+        subscription.canceled_at = subscription.canceled_at or state.canceled_at or subscription.ended_at
+    _clean_save(subscription)
+    occurred = dt.datetime.fromtimestamp(state.event_created, tz=dt.UTC)
+    _mrr_movement(subscription, mrr_before, occurred)
+    audit_record(
+        action="billing.subscription.sync",
+        actor=actor,
+        target=subscription,
+        before=before,
+        after=model_snapshot(subscription),
+        message=message,
     )
     return subscription
 
@@ -1172,6 +1245,7 @@ def usage_readings_run(*, actor: Actor, at: dt.datetime | None = None, progress:
 __all__ = [
     "ChangeResult",
     "LineInput",
+    "ProviderSubscriptionState",
     "RunSummary",
     "credit_note_create",
     "customer_ensure",
@@ -1189,6 +1263,7 @@ __all__ = [
     "subscription_cancel",
     "subscription_change",
     "subscription_create",
+    "subscription_provider_sync",
     "subscription_renew",
     "usage_reading_take",
     "usage_readings_run",

@@ -24,11 +24,11 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from billing import selectors, services
-from billing.models import Invoice, Payment, Plan, Refund, Subscription, WebhookEvent
+from billing import services
+from billing.models import Invoice, Payment, Refund, Subscription, WebhookEvent
 from billing.money import from_stripe_amount
-from ghostcrm.audit.services import Actor, audit_record, model_snapshot
-from ghostcrm.core.errors import ApplicationError, ValidationError
+from ghostcrm.audit.services import Actor, audit_record
+from ghostcrm.core.errors import ApplicationError, Conflict, ValidationError
 
 logger = logging.getLogger(__name__)
 ACTOR = Actor.system("stripe-webhook")
@@ -252,7 +252,7 @@ def _ts(value: Any) -> dt.datetime | None:
 
 
 def on_subscription_updated(data: dict[str, Any], obj: dict[str, Any]) -> str:
-    query = Subscription.objects.select_for_update().select_related("plan")
+    query = Subscription.objects.all()
     subscription = query.filter(provider_id=obj.get("id")).first() if obj.get("id") else None
     local_id = (obj.get("metadata") or {}).get("gc_subscription_id")
     if subscription is None and local_id:
@@ -262,55 +262,33 @@ def on_subscription_updated(data: dict[str, Any], obj: dict[str, Any]) -> str:
             subscription = None
     if subscription is None:
         return "no local subscription for this Stripe subscription"
-    created = int(data["created"])
-    if subscription.provider_updated is not None and created < subscription.provider_updated:
-        return f"stale: an event of {subscription.provider_updated} was already applied"
     status = STRIPE_SUBSCRIPTION_STATUS.get(str(obj.get("status")))
     if status is None:
         raise ValidationError(f"Unknown Stripe subscription status {obj.get('status')!r}.")
-    before, mrr_before = model_snapshot(subscription), selectors.subscription_mrr(subscription)
+    deleted = data.get("type") == "customer.subscription.deleted"
     items = ((obj.get("items") or {}).get("data") or [{}])[0]
-    start = _ts(obj.get("current_period_start") or items.get("current_period_start"))
-    end = _ts(obj.get("current_period_end") or items.get("current_period_end"))
-    if data.get("type") == "customer.subscription.deleted":
-        status = Subscription.Status.CANCELED
-    subscription.status = status
-    subscription.provider_id = subscription.provider_id or obj.get("id")
-    subscription.provider_updated = created
-    if start and end:
-        subscription.current_period_start, subscription.current_period_end = start, end
-    if "cancel_at_period_end" in obj:
-        subscription.cancel_at_period_end = bool(obj["cancel_at_period_end"])
-    if items.get("quantity"):
-        subscription.seats = int(items["quantity"])
-    price_id = (items.get("price") or {}).get("id")
-    if price_id and price_id != subscription.plan.provider_id and data.get("type") != "customer.subscription.deleted":
-        # A plan changed in Stripe: follow it, so MRR and the next invoice here use the same price.
-        plan = Plan.objects.filter(provider_id=price_id).first()
-        if plan is None:
-            raise ValidationError(
-                f"No plan here has the Stripe price id {price_id!r}; set it on the plan, then replay this event.",
-                code="unknown_price",
-            )
-        if plan.currency != subscription.plan.currency:
-            raise ValidationError(
-                f"The Stripe price {price_id} is in {plan.currency}, the subscription in {subscription.plan.currency}.",
-                code="currency_mismatch",
-            )
-        subscription.plan = plan
-    if status == Subscription.Status.CANCELED:
-        subscription.ended_at = _ts(obj.get("ended_at")) or _ts(created)
-        subscription.canceled_at = subscription.canceled_at or _ts(obj.get("canceled_at")) or subscription.ended_at
-    services._clean_save(subscription)
-    services._mrr_movement(subscription, mrr_before, _ts(created) or timezone.now())
-    audit_record(
-        action="billing.subscription.sync",
-        actor=ACTOR,
-        target=subscription,
-        before=before,
-        after=model_snapshot(subscription),
-        message=f"{data.get('type')} {data.get('id')}",
+    created = int(data["created"])
+    state = services.ProviderSubscriptionState(
+        provider_id=str(obj.get("id")) if obj.get("id") else None,
+        event_created=created,
+        status=Subscription.Status.CANCELED if deleted else status,
+        period_start=_ts(obj.get("current_period_start") or items.get("current_period_start")),
+        period_end=_ts(obj.get("current_period_end") or items.get("current_period_end")),
+        cancel_at_period_end=bool(obj["cancel_at_period_end"]) if "cancel_at_period_end" in obj else None,
+        seats=int(items["quantity"]) if items.get("quantity") else None,
+        # A deleted subscription only ends: its price no longer matters.
+        price_id=None if deleted else (items.get("price") or {}).get("id"),
+        ended_at=_ts(obj.get("ended_at")) or _ts(created),
+        canceled_at=_ts(obj.get("canceled_at")),
     )
+    try:
+        services.subscription_provider_sync(
+            subscription_id=subscription.pk, state=state, actor=ACTOR, message=f"{data.get('type')} {data.get('id')}"
+        )
+    except Conflict as exc:
+        if exc.code != "stale_event":
+            raise
+        return exc.message
     return ""
 
 

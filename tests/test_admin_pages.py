@@ -303,3 +303,47 @@ def test_support_staff_may_view_but_not_manage_accounts(client: Client) -> None:
     assert client.get(admin_url(User, "changelist")).status_code == 200
     assert client.get(admin_url(User, "add")).status_code == 403
     assert client.get(admin_url(SystemSetting, "add")).status_code == 403
+
+
+@pytest.mark.django_db
+def test_inline_rows_added_changed_and_deleted_are_audited(admin_session: Client) -> None:
+    """The plan page edits its price tiers inline: each tier row gets its own event with before/after."""
+    from billing.models import Plan, PlanTier
+    from tests.billing.conftest import make_plan
+
+    plan = make_plan("team", 0, scheme="tiered", tiers_mode="volume", tiers=[(10, 1250, 0), (None, 999, 0)])
+    url = admin_url(Plan, "change", plan.pk)
+
+    def form(rows: list[dict[str, Any]], initial: int) -> dict[str, Any]:
+        data = {
+            "code": plan.code, "name": plan.name, "product": plan.product_id, "active": "on", "currency": "EUR",
+            "interval": plan.interval, "scheme": "tiered", "price": "0", "tiers_mode": "volume", "trial_days": "0",
+            "tiers-TOTAL_FORMS": str(len(rows)), "tiers-INITIAL_FORMS": str(initial), "tiers-MIN_NUM_FORMS": "0",
+            "tiers-MAX_NUM_FORMS": "1000",
+        }  # fmt: skip
+        for i, row in enumerate(rows):
+            data |= {f"tiers-{i}-{name}": value for name, value in row.items()} | {f"tiers-{i}-plan": plan.pk}
+        return data
+
+    bounded, unbounded = plan.tiers.order_by("up_to")[0], plan.tiers.get(up_to__isnull=True)
+    rows = [
+        {"id": bounded.pk, "up_to": "10", "unit_price": "11.00", "flat_fee": "0"},
+        {"id": unbounded.pk, "up_to": "", "unit_price": "9.99", "flat_fee": "0"},
+        {"up_to": "20", "unit_price": "10.50", "flat_fee": "0"},
+    ]
+    response = admin_session.post(url, form(rows, initial=2))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    added_tier = PlanTier.objects.get(plan=plan, up_to=20)
+    added = AuditEvent.objects.get(action="admin.add", target_type="billing.plantier")
+    assert added.target_id == str(added_tier.pk) and added.after["unit_amount"] == 1050
+    changed = AuditEvent.objects.get(action="admin.change", target_type="billing.plantier")
+    assert changed.target_id == str(bounded.pk)
+    assert (changed.before["unit_amount"], changed.after["unit_amount"]) == (1250, 1100)
+    assert not AuditEvent.objects.filter(target_type="billing.plantier", target_id=str(unbounded.pk)).exists()
+
+    rows[2] = {"id": added_tier.pk, "up_to": "20", "unit_price": "10.50", "flat_fee": "0", "DELETE": "on"}
+    assert admin_session.post(url, form(rows, initial=3)).status_code == 302
+    assert not PlanTier.objects.filter(pk=added_tier.pk).exists()
+    deleted = AuditEvent.objects.get(action="admin.delete", target_type="billing.plantier")
+    assert deleted.target_id == str(added_tier.pk)
+    assert deleted.before["up_to"] == 20 and deleted.after is None

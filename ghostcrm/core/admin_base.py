@@ -56,6 +56,30 @@ class AuditedModelAdmin(admin.ModelAdmin):
         audit_record(action="admin.change", target=obj, before=before, after=snapshot(obj), request=request)
         return entry
 
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        """Inline rows added, changed or deleted on the parent's page: one event each, like a page of their own."""
+        model = formset.model
+        pks = [f.instance.pk for f in formset.initial_forms if f.instance.pk is not None]
+        # Read from the database: the form has already written the submitted values onto the instances.
+        before = {obj.pk: snapshot(obj) for obj in model._default_manager.filter(pk__in=pks)} if pks else {}
+        deleted_pks = {id(f.instance): f.instance.pk for f in formset.deleted_forms}
+        super().save_formset(request, form, formset, change)
+        for obj in formset.new_objects:
+            audit_record(action="admin.add", target=obj, after=snapshot(obj), request=request)
+        for obj, _fields in formset.changed_objects:
+            after = snapshot(obj)
+            if after != before.get(obj.pk):  # a form can differ from its initial text yet store the same value
+                audit_record(action="admin.change", target=obj, before=before.get(obj.pk), after=after, request=request)
+        for obj in formset.deleted_objects:
+            pk = deleted_pks.get(id(obj), obj.pk)  # deleting cleared the instance's pk
+            audit_record(
+                action="admin.delete",
+                target=obj,
+                target_id=str(pk),
+                before=before.get(pk),
+                request=request,
+            )
+
     def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
         objects = list(queryset)
         result = super().log_deletions(request, objects)  # type: ignore[arg-type]

@@ -199,7 +199,7 @@ class PlanAdmin(AuditedModelAdmin):
         "storage_limit_mb",
         "active",
     )
-    list_filter = ("active", "currency", "interval", "scheme")
+    list_filter = ("active", ("currency", admin.AllValuesFieldListFilter), "interval", "scheme")
     search_fields = ("code", "name")
     fieldsets = (
         (None, {"fields": ("code", "name", "product", "active", "provider_id")}),
@@ -447,6 +447,34 @@ class SubscriptionAdmin(AuditedModelAdmin):
 # --- Invoices, payments -----------------------------------------------------------------------------
 
 
+INVOICE_MONEY_FIELDS = (
+    "subtotal",
+    "tax",
+    "total",
+    "starting_balance",
+    "amount_due",
+    "amount_paid",
+    "amount_credited",
+)
+PAYMENT_MONEY_FIELDS = ("amount", "amount_refunded")
+
+
+def _money_or_field(name: str, money_fields: tuple[str, ...]) -> str:
+    return f"{name}_money" if name in money_fields else name
+
+
+def _add_money_displays(admin_class: type, model: type, money_fields: tuple[str, ...]) -> None:
+    """Give ``admin_class`` a read-only ``<field>_money`` column per minor-unit field, in the row's currency."""
+    for name in money_fields:
+        field = model._meta.get_field(name)  # type: ignore[attr-defined]
+
+        def display(self: Any, obj: Any, _name: str = name) -> str:
+            return format_money(getattr(obj, _name), obj.currency)
+
+        display.short_description = field.verbose_name  # type: ignore[attr-defined]
+        setattr(admin_class, f"{name}_money", display)
+
+
 class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = InvoiceLine
     fk_name = "invoice"
@@ -475,11 +503,13 @@ class InvoiceAdmin(AuditedModelAdmin):
         "due_date",
         "print_link",
     )
-    list_filter = ("status", "billing_reason", "currency", "due_date")
+    list_filter = ("status", "billing_reason", ("currency", admin.AllValuesFieldListFilter), "due_date")
     search_fields = ("number", "customer__name", "customer__email", "=id")
     list_select_related = ("customer",)
     inlines = [InvoiceLineInline]
-    readonly_fields = [f.name for f in Invoice._meta.fields] + ["print_link"]
+    # Amounts are stored in minor units: the page shows them formatted ("62.50 EUR", not "6250").
+    exclude = INVOICE_MONEY_FIELDS
+    readonly_fields = [_money_or_field(f.name, INVOICE_MONEY_FIELDS) for f in Invoice._meta.fields] + ["print_link"]
     actions = ["finalize", "void", "mark_paid", "mark_uncollectible", "credit_note"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -600,10 +630,11 @@ class PaymentAdmin(AuditedModelAdmin):
         "refunded_display",
         "provider_reference",
     )
-    list_filter = ("status", "method", "currency", "created_at")
+    list_filter = ("status", "method", ("currency", admin.AllValuesFieldListFilter), "created_at")
     search_fields = ("invoice__number", "provider_reference", "invoice__customer__name")
     list_select_related = ("invoice",)
-    readonly_fields = [f.name for f in Payment._meta.fields]
+    exclude = PAYMENT_MONEY_FIELDS
+    readonly_fields = [_money_or_field(f.name, PAYMENT_MONEY_FIELDS) for f in Payment._meta.fields]
     actions = ["refund"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -655,6 +686,10 @@ class PaymentAdmin(AuditedModelAdmin):
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "billing/admin/refund.html", context)
+
+
+_add_money_displays(InvoiceAdmin, Invoice, INVOICE_MONEY_FIELDS)
+_add_money_displays(PaymentAdmin, Payment, PAYMENT_MONEY_FIELDS)
 
 
 @admin.register(CreditNote)

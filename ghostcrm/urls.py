@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 admin.site.site_header = "GhostCRM control plane"
 admin.site.site_title = "GhostCRM"
 admin.site.index_title = "Control plane"
+# There is no public site at "/": hide the admin's "View site" link, which would lead to a 404.
+admin.site.site_url = None
 
 urlpatterns = [
     path("admin/rq/", include("django_rq.urls")),

@@ -42,6 +42,15 @@ BADGE_COLOURS: dict[str, str] = {
 SERVICE_FIELDS = {"name": "name", "admin_email": "admin_email", "plan": "plan_code"}
 
 
+# The success message after a lifecycle action, per verb ("Suspend: ACME" read like an order, not a result).
+LIFECYCLE_DONE = {
+    "retry": "Provisioning starts again for",
+    "suspend": "Suspended",
+    "resume": "Resumed",
+    "deprovision": "Deprovisioning started for",
+}
+
+
 def status_badge(status: str) -> str:
     label = Status(status).label if status in Status.values else status
     return format_html(
@@ -223,7 +232,7 @@ class OrganizationAdmin(AuditedModelAdmin):
             except ApplicationError as exc:
                 refused.append(f"{organization.name}: {exc.message}")
         if done:
-            self.message_user(request, f"{verb.capitalize()}: {', '.join(done)}.", messages.SUCCESS)
+            self.message_user(request, f"{LIFECYCLE_DONE[verb]}: {', '.join(done)}.", messages.SUCCESS)
         for problem in refused:
             self.message_user(request, problem, messages.ERROR)
         return None

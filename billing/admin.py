@@ -6,6 +6,7 @@ callers); service errors are shown as admin messages or form errors, and nothing
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django import forms
@@ -17,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from billing import selectors, services, views
@@ -39,7 +41,7 @@ from billing.money import format_money, from_minor, to_minor
 from billing.webhooks import webhook_event_process
 from ghostcrm.audit.services import Actor
 from ghostcrm.core.admin_base import AuditedModelAdmin, ReadOnlyAdminMixin
-from ghostcrm.core.errors import ApplicationError
+from ghostcrm.core.errors import ApplicationError, ValidationError
 from tenants.models import Organization
 
 
@@ -263,6 +265,25 @@ class SubscriptionStartForm(forms.Form):
     billing_email = forms.EmailField(required=False, help_text="Empty: the organisation's admin e-mail.")
 
 
+PREVIEW_VALID_FOR = dt.timedelta(hours=1)
+
+
+def _proration_moment(raw: str | None) -> dt.datetime:
+    """The moment a confirmed change prorates at: the preview's, when it is recent; else now."""
+    now = timezone.now()
+    if not raw:
+        return now
+    try:
+        at = dt.datetime.fromisoformat(raw)
+        if at.tzinfo is None:
+            raise ValueError
+    except ValueError:
+        raise ValidationError("The preview's time is not valid; preview the change again.") from None
+    if not now - PREVIEW_VALID_FOR <= at <= now:
+        raise ValidationError("The preview is more than an hour old (or in the future); preview the change again.")
+    return at
+
+
 class ChangePlanForm(forms.Form):
     plan = forms.ModelChoiceField(queryset=Plan.objects.filter(active=True))
     seats = forms.IntegerField(min_value=1)
@@ -361,7 +382,7 @@ class SubscriptionAdmin(AuditedModelAdmin):
             "proration_behavior": Subscription.ProrationBehavior.CREATE_PRORATIONS,
         }
         form = ChangePlanForm(request.POST or None, initial=initial)
-        preview = None
+        preview, proration_date = None, None
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             arguments = {
@@ -370,16 +391,21 @@ class SubscriptionAdmin(AuditedModelAdmin):
                 "proration_behavior": data["proration_behavior"],
             }
             try:
+                # Like Stripe's proration_date: the confirmation prorates at the second the preview was made,
+                # so the invoice is the one the admin saw, not one a few seconds later.
                 if "confirm" in request.POST:
+                    at = _proration_moment(request.POST.get("proration_date"))
                     result = services.subscription_change(
-                        subscription_id=subscription.pk, actor=Actor.for_user(request.user), **arguments
+                        subscription_id=subscription.pk, actor=Actor.for_user(request.user), at=at, **arguments
                     )
                     done = f"Plan changed to {result.subscription.plan.code} with {result.subscription.seats} seats"
                     if result.invoice is not None:
                         done += f"; invoice {result.invoice} finalised"
                     messages.success(request, done + ".")
                     return HttpResponseRedirect(reverse("admin:billing_subscription_change", args=[subscription.pk]))
-                preview = selectors.subscription_change_preview(subscription_id=subscription.pk, **arguments)
+                at = timezone.now()
+                preview = selectors.subscription_change_preview(subscription_id=subscription.pk, at=at, **arguments)
+                proration_date = at.isoformat()
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
         preview_rows = None
@@ -395,6 +421,7 @@ class SubscriptionAdmin(AuditedModelAdmin):
             "subscription": subscription,
             "form": form,
             "preview": preview,
+            "proration_date": proration_date,
             "preview_rows": preview_rows,
             "totals": None
             if preview is None

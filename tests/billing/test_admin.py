@@ -9,7 +9,7 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.utils import timezone
 
-from billing import services
+from billing import selectors, services
 from billing.models import CreditNote, Invoice, Payment, Plan, Product, Subscription
 from billing.money import from_minor
 from tests.billing.conftest import ACTOR, make_organization, make_plan
@@ -325,3 +325,45 @@ def test_credit_note_action(admin_session: Any, subscription: Subscription) -> N
     invoice.refresh_from_db()
     assert (invoice.amount_credited, invoice.amount_remaining) == (1250, 1750)
     assert CreditNote.objects.get().number == f"GC-CN-{timezone.now().year}-000001"
+
+
+def test_confirming_a_change_prorates_at_the_preview_moment(admin_session: Any, subscription: Subscription) -> None:
+    import datetime as dt
+    import re
+
+    services.subscription_cancel(subscription_id=subscription.pk, at_period_end=False, actor=ACTOR)
+    subscription = services.subscription_create(  # ten days into its period: every minute changes the figures
+        organization_id=subscription.customer.organization_id,
+        plan_code="basic",
+        actor=ACTOR,
+        at=timezone.now() - dt.timedelta(days=10),
+    )
+    url = f"/admin/billing/subscription/{subscription.pk}/change-plan/"
+    form = {"plan": Plan.objects.get(code="pro").pk, "seats": "1", "proration_behavior": "always_invoice"}
+    html = admin_session.post(url, {**form, "preview": "1"}).content.decode()
+    match = re.search(r'name="proration_date" value="([^"]+)"', html)
+    assert match is not None
+    previewed = dt.datetime.fromisoformat(match.group(1))
+    assert timezone.now() - dt.timedelta(minutes=1) < previewed <= timezone.now()
+
+    stale = (timezone.now() - dt.timedelta(hours=2)).isoformat()
+    refused = admin_session.post(url, {**form, "confirm": "1", "proration_date": stale})
+    assert "more than an hour old" in refused.content.decode()
+    refused = admin_session.post(url, {**form, "confirm": "1", "proration_date": "2026-01-01T00:00:00"})  # naive
+    assert "not valid" in refused.content.decode()
+    assert Subscription.objects.get(pk=subscription.pk).plan.code == "basic"
+
+    # Confirmed a while later: the lines are those of the preview's moment, not of the confirmation's.
+    earlier = previewed - dt.timedelta(minutes=20)
+    expected, later = (
+        selectors.subscription_change_preview(
+            subscription_id=subscription.pk, plan_code="pro", proration_behavior="always_invoice", at=moment
+        )
+        for moment in (earlier, timezone.now())
+    )
+    assert [line.amount for line in expected.lines] != [line.amount for line in later.lines]
+    done = admin_session.post(url, {**form, "confirm": "1", "proration_date": earlier.isoformat()})
+    assert done.status_code == 302
+    invoice = Invoice.objects.get(billing_reason="subscription_update")
+    assert sorted(invoice.lines.values_list("amount", flat=True)) == sorted(line.amount for line in expected.lines)
+    assert invoice.lines.filter(period_start=earlier).count() == 2

@@ -5,7 +5,9 @@ PY := $(VENV)/bin/python
 PYTHON3 ?= python3
 PG_URL ?= postgres://postgres@127.0.0.1:5432
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
-TEST_ENV := MAIN_DATABASE_URL=$(PG_URL)/ghostcrm_main TENANT_DATABASE_URL=$(PG_URL)/ghostcrm_tenants \
+# PATH gains pgserver's pg_dump/psql when the machine has no PostgreSQL client tools (export/restore tests).
+TEST_ENV = PATH="$$($(PY) scripts/demo.py --path)" \
+	MAIN_DATABASE_URL=$(PG_URL)/ghostcrm_main TENANT_DATABASE_URL=$(PG_URL)/ghostcrm_tenants \
 	REDIS_URL=$(TEST_REDIS_URL) GHOSTCRM_ENV=development
 
 .PHONY: demo test test-postgres test-sqlite lint format services system-deps bench clean worker venv-broken

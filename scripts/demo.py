@@ -13,6 +13,7 @@
    embedded server, in that order.
 
 ``DEMO_PORT`` (default 8000) moves the web server. Exit status: 0 after Ctrl-C, 1 when a step fails.
+``demo.py --path`` prints PATH with pgserver's client tools (pg_dump, psql) added when the machine has none.
 ``demo.py --services URL...`` only does step 2 for the given addresses and leaves any server it started
 running (``make test`` on a machine without PostgreSQL or Redis installed).
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -91,23 +93,41 @@ class Embedded:
         self.stoppers.clear()
 
 
-def _postgres_runner() -> tuple[Path, dict[str, Any]]:
-    """pgserver's binaries, and subprocess arguments that run them as a non-root user (PostgreSQL refuses root)."""
+def pgserver_bin_dir() -> Path | None:
+    """The directory of the pgserver wheel's PostgreSQL programs, or None when the wheel is not installed."""
     try:
         with warnings.catch_warnings():  # pgserver's import asks platformdirs for a runtime dir it never uses here
             warnings.simplefilter("ignore")
             from pgserver._commands import POSTGRES_BIN_PATH
     except ImportError:
+        return None
+    return Path(POSTGRES_BIN_PATH)
+
+
+def _postgres_runner() -> tuple[Path, dict[str, Any]]:
+    """pgserver's binaries, and subprocess arguments that run them as a non-root user (PostgreSQL refuses root)."""
+    bin_dir = pgserver_bin_dir()
+    if bin_dir is None:
         raise DemoError(
             "nothing answers at the PostgreSQL address and the pgserver wheel is not installed; "
             "run `make demo` (it installs requirements-dev.txt) or start PostgreSQL yourself"
-        ) from None
+        )
     if os.name == "posix" and os.geteuid() == 0:
         from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
 
         ensure_user_exists("pgserver")
-        return POSTGRES_BIN_PATH, {"user": "pgserver", "_prefix": ensure_prefix_permissions}
-    return POSTGRES_BIN_PATH, {}
+        return bin_dir, {"user": "pgserver", "_prefix": ensure_prefix_permissions}
+    return bin_dir, {}
+
+
+def client_tools_path() -> str:
+    """PATH with pgserver's PostgreSQL client tools appended when the machine has none (deprovisioning
+    exports with ``pg_dump``, restores with ``psql``). A machine's own tools stay first: they match its server."""
+    path = os.environ.get("PATH", "")
+    bin_dir = pgserver_bin_dir() if shutil.which("pg_dump") is None else None
+    if bin_dir is None:
+        return path
+    return f"{path}{os.pathsep}{bin_dir}" if path else str(bin_dir)
 
 
 def start_embedded_postgres(host: str, port: int, user: str, embedded: Embedded) -> None:
@@ -422,7 +442,7 @@ def run() -> int:
         say(f"organisations: {', '.join(organisations)}")
         with children() as running:
             # Links in e-mails (invitations) point at this server unless SITE_URL says otherwise.
-            env = {"SITE_URL": f"http://{address}", **os.environ, "PYTHONUNBUFFERED": "1"}
+            env = {"SITE_URL": f"http://{address}", **os.environ, "PYTHONUNBUFFERED": "1", "PATH": client_tools_path()}
             running["web server"] = subprocess.Popen(  # noqa: S603
                 [PYTHON, "manage.py", "runserver", address], cwd=ROOT, env=env, start_new_session=True
             )
@@ -493,6 +513,9 @@ def main() -> int:
         print(__doc__)
         return 0
     try:
+        if sys.argv[1:2] == ["--path"]:  # make test: PATH with PostgreSQL's client tools
+            print(client_tools_path())
+            return 0
         if sys.argv[1:2] == ["--services"]:
             return services_only(sys.argv[2:])
         return run()

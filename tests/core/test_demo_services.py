@@ -95,3 +95,15 @@ def test_services_mode_starts_what_does_not_answer_and_leaves_it_running(
     assert not demo.answers("127.0.0.1", port)
     with pytest.raises(demo.DemoError, match="neither a postgres:// nor a redis:// address"):
         demo.services_only(["mysql://127.0.0.1/x"])
+
+
+def test_client_tools_come_from_pgserver_only_when_the_machine_has_none(
+    demo: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin")
+    monkeypatch.setattr(demo.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert demo.client_tools_path() == "/usr/bin"  # the machine's pg_dump matches its server: kept alone
+    monkeypatch.setattr(demo.shutil, "which", lambda name: None)
+    path = demo.client_tools_path()
+    first, added = path.split(":")
+    assert first == "/usr/bin" and (Path(added) / "pg_dump").is_file() and (Path(added) / "psql").is_file()

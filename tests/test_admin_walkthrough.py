@@ -104,3 +104,11 @@ def test_signing_out_lands_on_a_page_that_offers_to_sign_in_again(admin_session:
     assert "You are signed out of the GhostCRM control plane." in page
     assert 'href="/accounts/login/"' in page
     assert admin_session.get("/admin/").status_code == 302
+
+
+def test_the_admin_links_to_sign_in_security_and_the_api_docs(admin_session: Any) -> None:
+    page = admin_session.get("/admin/").content.decode()
+    assert 'href="/accounts/security/"' in page
+    assert 'href="/api/docs/"' in page
+    assert admin_session.get("/accounts/security/").status_code == 200
+    assert admin_session.get("/api/docs/").status_code == 200

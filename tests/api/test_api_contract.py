@@ -54,6 +54,8 @@ def test_a_missing_trailing_slash_is_a_404_that_names_the_right_url(api: APIClie
 def test_method_not_allowed_is_405_json(api: APIClient) -> None:
     _error(api.delete(URL), 405, "method_not_allowed")
     _error(api.get(f"{URL}00000000-0000-0000-0000-000000000000/suspend/"), 405, "method_not_allowed")
+    assert api.head(URL).status_code == 200  # HEAD needs what GET needs
+    assert api.options(URL).status_code == 200
 
 
 def test_auth_and_parse_errors_are_json(api: APIClient, make_key: Callable[..., Any]) -> None:

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ghostcrm.audit.services import Actor
-from ghostcrm.core.errors import ValidationError
+from ghostcrm.core.errors import ApplicationError, Conflict, ValidationError
 from tenants import selectors, services
 from tenants.api.authentication import HasScope, ServiceKeyAuthentication, ServiceKeyRateThrottle
 from tenants.api.serializers import (
@@ -110,7 +110,7 @@ def api_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
     return JsonResponse({"code": "not_found", "message": message}, status=404)
 
 
-def _api_fields(exc: ValidationError) -> ValidationError:
+def _api_fields(exc: ApplicationError) -> ApplicationError:
     fields = exc.extra.get("fields")
     if isinstance(fields, dict):
         exc.extra["fields"] = {API_FIELD_NAMES.get(name, name): messages for name, messages in fields.items()}
@@ -189,7 +189,7 @@ class OrganizationListCreateView(ServiceKeyAPIView):
                 idempotency_key=f"key{key.pk}:{header}" if header else None,
                 request=request._request,
             )
-        except ValidationError as exc:
+        except (ValidationError, Conflict) as exc:  # a 409 organization_exists names its field too
             raise _api_fields(exc) from None
         data = OrganizationSerializer(organization, context={"request": request}).data
         return Response(data, status=http.HTTP_202_ACCEPTED, headers={"Location": data["status_url"]})

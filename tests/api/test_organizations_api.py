@@ -84,6 +84,7 @@ def test_same_name_for_another_admin_is_409(api: APIClient) -> None:
     api.post(URL, BODY, format="json")
     response = api.post(URL, {**BODY, "admin_email": "other@acme.test"}, format="json")
     assert response.status_code == 409 and response.json()["code"] == "organization_exists"
+    assert list(response.json()["fields"]) == ["client_name"]  # the request body's name, not the model's
 
 
 def test_list_filters_by_status_and_refuses_unknown_status(api: APIClient) -> None:

@@ -112,3 +112,11 @@ def test_the_admin_links_to_sign_in_security_and_the_api_docs(admin_session: Any
     assert 'href="/api/docs/"' in page
     assert admin_session.get("/accounts/security/").status_code == 200
     assert admin_session.get("/api/docs/").status_code == 200
+
+
+def test_third_party_apps_have_readable_names_on_the_admin_index(admin_session: Any) -> None:
+    page = admin_session.get("/admin/").content.decode()
+    for name in ("Job queues", "Authenticator apps", "Backup codes", "Sign-in lockout"):
+        assert name in page
+    for label in ("Django_Rq", "Otp_Totp", "Otp_Static", ">Axes<"):
+        assert label not in page

@@ -33,6 +33,7 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 from psycopg import sql
+from redis.exceptions import RedisError
 
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor, audit_record
@@ -564,14 +565,20 @@ def organizations_reconcile() -> dict[str, int]:
     from tenants import jobs
 
     threshold = timedelta(minutes=int(setting_value("provisioning.stuck_after_minutes")))
-    requeued = 0
+    requeued = enqueue_failures = 0
     for organization in stuck_organizations(older_than=threshold):
         job = (
             jobs.organization_deprovision_job
             if organization.status == Status.DEPROVISIONING
             else jobs.organization_provision_job
         )
-        job_id = jobs.enqueue(job, str(organization.pk))
+        try:
+            job_id = jobs.enqueue(job, str(organization.pk))
+        except RedisError:
+            # Nothing recorded, so the next run picks it up again; the retention purge below needs no Redis.
+            logger.exception("could not re-enqueue organisation %s; the next run tries again", organization.pk)
+            enqueue_failures += 1
+            continue
         services._record(
             organization,
             step="reconcile",
@@ -589,7 +596,12 @@ def organizations_reconcile() -> dict[str, int]:
         except (ApplicationError, OrganizationBusy, psycopg.Error, DjangoOperationalError):
             logger.exception("retention purge of organisation %s failed; the next run tries again", organization_id)
             failed_purges += 1
-    return {"requeued": requeued, "purged": purged, "purge_failures": failed_purges}
+    return {
+        "requeued": requeued,
+        "enqueue_failures": enqueue_failures,
+        "purged": purged,
+        "purge_failures": failed_purges,
+    }
 
 
 def invitation_accepted_receiver(sender: Any, invitation: Any, password_hash: str, **kwargs: Any) -> None:

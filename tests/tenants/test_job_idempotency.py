@@ -134,7 +134,12 @@ def test_reconciler_threshold_picks_only_what_made_no_progress(
 
     stuck = {o.name for o in provisioning.stuck_organizations(older_than=dt.timedelta(minutes=15))}
     assert stuck == {name for name, case in cases.items() if case[3]}
-    assert provisioning.organizations_reconcile() == {"requeued": 3, "purged": 0, "purge_failures": 0}
+    assert provisioning.organizations_reconcile() == {
+        "requeued": 3,
+        "enqueue_failures": 0,
+        "purged": 0,
+        "purge_failures": 0,
+    }
     queued = [job.func_name for job in django_rq.get_queue("provisioning").jobs]
     assert sorted(queued) == sorted(
         ["tenants.jobs.organization_provision_job"] * 2 + ["tenants.jobs.organization_deprovision_job"]
@@ -146,3 +151,24 @@ def test_reconciler_threshold_picks_only_what_made_no_progress(
     assert AuditEvent.objects.filter(action="organization.reconcile").count() == 3
     # The reconcile row is progress: the next run within the threshold leaves them to the jobs just queued.
     assert provisioning.organizations_reconcile()["requeued"] == 0
+
+
+@pytest.mark.django_db
+def test_reconciler_without_redis_counts_what_it_could_not_requeue_and_records_nothing(
+    monkeypatch: pytest.MonkeyPatch, request_organization: Callable[..., Organization]
+) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from tenants import jobs
+
+    def no_redis(*args: Any, **kwargs: Any) -> str:
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    organization = request_organization()
+    _aged(organization, status="pending", changed_minutes_ago=60, step_minutes_ago=60)
+    monkeypatch.setattr(jobs, "enqueue", no_redis)
+    result = provisioning.organizations_reconcile()
+    assert (result["requeued"], result["enqueue_failures"]) == (0, 1)
+    assert not Operation.objects.filter(organization=organization, step="reconcile").exists()
+    # Still stuck, so the next run (with Redis back) tries again.
+    assert [o.pk for o in provisioning.stuck_organizations(older_than=dt.timedelta(minutes=15))] == [organization.pk]

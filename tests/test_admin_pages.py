@@ -325,7 +325,7 @@ def test_inline_rows_added_changed_and_deleted_are_audited(admin_session: Client
             data |= {f"tiers-{i}-{name}": value for name, value in row.items()} | {f"tiers-{i}-plan": plan.pk}
         return data
 
-    bounded, unbounded = plan.tiers.order_by("up_to")[0], plan.tiers.get(up_to__isnull=True)
+    bounded, unbounded = plan.tiers.get(up_to=10), plan.tiers.get(up_to__isnull=True)
     rows = [
         {"id": bounded.pk, "up_to": "10", "unit_price": "11.00", "flat_fee": "0"},
         {"id": unbounded.pk, "up_to": "", "unit_price": "9.99", "flat_fee": "0"},

@@ -153,3 +153,14 @@ def test_an_organisation_page_has_no_lifecycle_buttons_without_the_permission(
     response = client.get(f"/admin/tenants/organization/{organization.pk}/change/")
     assert response.status_code == 200
     assert 'value="suspend_selected"' not in response.content.decode()
+
+
+def test_error_pages_are_the_products_own_when_debug_is_off(client: Any) -> None:
+    from django.template.loader import render_to_string
+    from django.test import override_settings
+
+    with override_settings(DEBUG=False):
+        response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert "There is nothing at this address." in response.content.decode()
+    assert "Something went wrong on our side" in render_to_string("500.html")

@@ -57,7 +57,10 @@ if ! pg_up; then
   elif command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ] && [ -n "$(ls /etc/postgresql)" ]; then
     version=$(ls /etc/postgresql | sort -V | tail -n1)
     echo "services: starting PostgreSQL $version"
-    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    if ! pg_ctlcluster --skip-systemctl-redirect "$version" main start; then
+      echo "services: could not start PostgreSQL $version; start it (sudo pg_ctlcluster $version main start)" >&2
+      exit 1
+    fi
     wait_for PostgreSQL pg_up
   else
     echo "services: no PostgreSQL installed; starting an embedded one on $pg_host:$pg_port"
@@ -72,9 +75,10 @@ if ! redis_up; then
     exit 1
   elif command -v redis-server >/dev/null 2>&1; then
     echo "services: starting Redis"
-    mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+    data="$PWD/var/redis-$redis_port"  # under the checkout: writable without root
+    mkdir -p "$data"
     redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$redis_port" --save "" --appendonly no \
-      --dir /var/lib/redis --logfile /var/log/redis/ci.log
+      --dir "$data" --logfile "$data/server.log"
     wait_for Redis redis_up
   else
     echo "services: no redis-server installed; starting an embedded one on $redis_host:$redis_port"

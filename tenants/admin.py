@@ -395,7 +395,13 @@ class OperationAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
 
 
 class ServiceKeyForm(forms.ModelForm):
-    scopes = forms.MultipleChoiceField(choices=ServiceKey.Scope.choices, widget=forms.CheckboxSelectMultiple)
+    # Labels carry the scope names the API docs and errors use; not required here, so an empty choice gets the
+    # model's one sentence ("Give at least one scope: ...") rather than that plus "This field is required."
+    scopes = forms.MultipleChoiceField(
+        choices=[(value, f"{label} ({value})") for value, label in ServiceKey.Scope.choices],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
 
     class Meta:
         model = ServiceKey

@@ -164,3 +164,17 @@ def test_error_pages_are_the_products_own_when_debug_is_off(client: Any) -> None
     assert response.status_code == 404
     assert "There is nothing at this address." in response.content.decode()
     assert "Something went wrong on our side" in render_to_string("500.html")
+
+
+def test_service_key_form_names_the_scopes_and_gives_one_error_for_none(admin_session: Any) -> None:
+    page = admin_session.get("/admin/tenants/servicekey/add/").content.decode()
+    assert "(organizations:lifecycle)" in page
+    response = admin_session.post("/admin/tenants/servicekey/add/", {"name": "no-scopes"})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert page.count("Give at least one scope") == 1
+    assert "This field is required." not in page
+    response = admin_session.post(
+        "/admin/tenants/servicekey/add/", {"name": "reader", "scopes": ["organizations:read"]}
+    )
+    assert response.status_code == 200 and "Copy it now" in response.content.decode()

@@ -2,6 +2,9 @@
 
 Every state change locks its row (``select_for_update``) before validating, writes in one transaction,
 is audited, and e-mails the billing contact where the customer should know (sent on commit).
+A lock takes its own row only, never with ``select_related``: on PostgreSQL that would also lock the joined
+rows (a plan shared by every subscriber would serialise them all), on SQL Server it would not, and
+mssql-django refuses ``of=``; the related row is read after the lock.
 """
 
 from __future__ import annotations
@@ -251,7 +254,7 @@ def subscription_cancel(
 ) -> Subscription:
     """Cancel at the end of the period (the renewal then ends it) or immediately."""
     at = _now(at)
-    subscription = Subscription.objects.select_for_update().select_related("plan").filter(pk=subscription_id).first()
+    subscription = Subscription.objects.select_for_update().filter(pk=subscription_id).first()
     if subscription is None:
         raise NotFound(f"There is no subscription {subscription_id}.", code="subscription_not_found")
     if subscription.status == Subscription.Status.CANCELED:
@@ -301,7 +304,7 @@ def subscription_provider_sync(
     Raises ``Conflict`` (code ``stale_event``) for an event older than the last one applied, so a late
     delivery never undoes a newer state; an unknown price id or one in another currency is refused.
     """
-    subscription = Subscription.objects.select_for_update().select_related("plan").filter(pk=subscription_id).first()
+    subscription = Subscription.objects.select_for_update().filter(pk=subscription_id).first()
     if subscription is None:
         raise NotFound(f"There is no subscription {subscription_id}.", code="subscription_not_found")
     if subscription.provider_updated is not None and state.event_created < subscription.provider_updated:
@@ -745,7 +748,7 @@ def payment_refund(
     With Stripe configured and a Stripe payment, the refund is also requested from Stripe after commit
     (idempotency key from the refund id). Idempotent on ``provider_reference``.
     """
-    payment = Payment.objects.select_for_update().select_related("invoice").filter(pk=payment_id).first()
+    payment = Payment.objects.select_for_update().filter(pk=payment_id).first()
     if payment is None:
         raise NotFound(f"There is no payment {payment_id}.", code="payment_not_found")
     if provider_reference:
@@ -993,7 +996,7 @@ def _after_invoice_settled(*, invoice: Invoice, actor: Actor, at: dt.datetime) -
     if _overdue_open(customer_id=invoice.customer_id, at=at, exclude=invoice.pk):
         return
     if invoice.subscription_id:
-        subscription = Subscription.objects.select_for_update().select_related("plan").get(pk=invoice.subscription_id)
+        subscription = Subscription.objects.select_for_update().get(pk=invoice.subscription_id)
         if subscription.status in (Subscription.Status.PAST_DUE, Subscription.Status.UNPAID):
             before, mrr_before = model_snapshot(subscription), selectors.subscription_mrr(subscription)
             subscription.status, subscription.past_due_since = Subscription.Status.ACTIVE, None
@@ -1059,11 +1062,11 @@ def invoice_dunning_step(*, invoice_id: uuid.UUID | str, actor: Actor, at: dt.da
     days_overdue = (at - invoice.due_date).total_seconds() / 86400
     # Lock order everywhere: invoice, subscription, customer (renewal and payment take the same order).
     subscription = (
-        Subscription.objects.select_for_update().select_related("plan").filter(pk=invoice.subscription_id).first()
+        Subscription.objects.select_for_update().filter(pk=invoice.subscription_id).first()
         if invoice.subscription_id
         else None
     )
-    customer = Customer.objects.select_for_update().select_related("organization").get(pk=invoice.customer_id)
+    customer = Customer.objects.select_for_update().get(pk=invoice.customer_id)
     steps: list[str] = []
     context = _invoice_context(invoice)
 

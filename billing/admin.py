@@ -361,6 +361,7 @@ class SubscriptionAdmin(AuditedModelAdmin):
                     trial_days=data["trial_days"],
                     billing_email=data["billing_email"] or None,
                     actor=Actor.for_user(request.user),
+                    request=request,
                 )
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
@@ -396,7 +397,11 @@ class SubscriptionAdmin(AuditedModelAdmin):
                 if "confirm" in request.POST:
                     at = _proration_moment(request.POST.get("proration_date"))
                     result = services.subscription_change(
-                        subscription_id=subscription.pk, actor=Actor.for_user(request.user), at=at, **arguments
+                        subscription_id=subscription.pk,
+                        actor=Actor.for_user(request.user),
+                        request=request,
+                        at=at,
+                        **arguments,
                     )
                     done = f"Plan changed to {result.subscription.plan.code} with {result.subscription.seats} seats"
                     if result.invoice is not None:
@@ -450,7 +455,7 @@ class SubscriptionAdmin(AuditedModelAdmin):
                 request,
                 str(subscription),
                 lambda s=subscription: services.subscription_cancel(
-                    subscription_id=s.pk, actor=Actor.for_user(request.user)
+                    subscription_id=s.pk, actor=Actor.for_user(request.user), request=request
                 ),
             )
         if done:
@@ -464,7 +469,9 @@ class SubscriptionAdmin(AuditedModelAdmin):
                 request,
                 str(subscription),
                 lambda s=subscription: invoices.append(
-                    services.subscription_renew(subscription_id=s.pk, actor=Actor.for_user(request.user))
+                    services.subscription_renew(
+                        subscription_id=s.pk, actor=Actor.for_user(request.user), request=request
+                    )
                 ),
             )
         made = [str(i) for i in invoices if i is not None]
@@ -576,7 +583,12 @@ class InvoiceAdmin(AuditedModelAdmin):
     @admin.action(description="Finalise (number, due date, e-mail)", permissions=["finalize"])
     def finalize(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
         actor = Actor.for_user(request.user)
-        self._each(request, queryset, "finalised", lambda i: services.invoice_finalize(invoice_id=i.pk, actor=actor))
+        self._each(
+            request,
+            queryset,
+            "finalised",
+            lambda i: services.invoice_finalize(invoice_id=i.pk, actor=actor, request=request),
+        )
 
     @admin.action(description="Void", permissions=["finalize"])
     def void(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
@@ -585,13 +597,20 @@ class InvoiceAdmin(AuditedModelAdmin):
             request,
             queryset,
             "voided",
-            lambda i: services.invoice_void(invoice_id=i.pk, actor=actor, reason="voided in the admin"),
+            lambda i: services.invoice_void(
+                invoice_id=i.pk, actor=actor, reason="voided in the admin", request=request
+            ),
         )
 
     @admin.action(description="Mark paid (payment received outside Stripe)", permissions=["finalize"])
     def mark_paid(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
         actor = Actor.for_user(request.user)
-        self._each(request, queryset, "marked paid", lambda i: services.invoice_mark_paid(invoice_id=i.pk, actor=actor))
+        self._each(
+            request,
+            queryset,
+            "marked paid",
+            lambda i: services.invoice_mark_paid(invoice_id=i.pk, actor=actor, request=request),
+        )
 
     @admin.action(description="Mark uncollectible", permissions=["finalize"])
     def mark_uncollectible(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
@@ -600,7 +619,7 @@ class InvoiceAdmin(AuditedModelAdmin):
             request,
             queryset,
             "marked uncollectible",
-            lambda i: services.invoice_mark_uncollectible(invoice_id=i.pk, actor=actor),
+            lambda i: services.invoice_mark_uncollectible(invoice_id=i.pk, actor=actor, request=request),
         )
 
     @admin.action(description="Issue a credit note…", permissions=["finalize"])
@@ -618,6 +637,7 @@ class InvoiceAdmin(AuditedModelAdmin):
                     amount=amount,
                     reason=form.cleaned_data["reason"],
                     actor=Actor.for_user(request.user),
+                    request=request,
                 )
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
@@ -697,6 +717,7 @@ class PaymentAdmin(AuditedModelAdmin):
                     amount=amount,
                     reason=form.cleaned_data["reason"],
                     actor=Actor.for_user(request.user),
+                    request=request,
                 )
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
@@ -754,7 +775,11 @@ class WebhookEventAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
         results = []
         for event in queryset.order_by("created", "id"):
             try:
-                results.append(webhook_event_process(event_id=event.pk, force=True).status)
+                results.append(
+                    webhook_event_process(
+                        event_id=event.pk, force=True, actor=Actor.for_user(request.user), request=request
+                    ).status
+                )
             except Exception as exc:  # recorded on the event by the service; shown here
                 messages.error(request, f"{event.event_id}: {exc}")
         messages.info(request, f"Replayed {len(results)} event(s): {', '.join(results) or 'none'}.")

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, IntegrityError, transaction
+from django.http import HttpRequest
 from django.utils import timezone
 from psycopg import sql
 
@@ -73,7 +74,9 @@ def _invoice_context(invoice: Invoice) -> dict[str, Any]:
 # --- Customers and subscriptions ---------------------------------------------------------------------
 
 
-def customer_ensure(*, organization_id: uuid.UUID | str, actor: Actor, email: str | None = None) -> Customer:
+def customer_ensure(
+    *, organization_id: uuid.UUID | str, actor: Actor, email: str | None = None, request: HttpRequest | None = None
+) -> Customer:
     """The organisation's billing customer, created on first use with the organisation's admin e-mail."""
     from tenants.models import Organization
 
@@ -86,7 +89,9 @@ def customer_ensure(*, organization_id: uuid.UUID | str, actor: Actor, email: st
         raise NotFound(f"There is no organisation {organization_id}.", code="organization_not_found") from None
     customer = Customer(organization=organization, email=email or organization.admin_email, name=organization.name)
     _clean_save(customer)
-    audit_record(action="billing.customer.create", actor=actor, target=customer, after=model_snapshot(customer))
+    audit_record(
+        request=request, action="billing.customer.create", actor=actor, target=customer, after=model_snapshot(customer)
+    )
     return customer
 
 
@@ -118,6 +123,7 @@ def subscription_create(
     at: dt.datetime | None = None,
     billing_email: str | None = None,
     trial_days: int | None = None,
+    request: HttpRequest | None = None,
 ) -> Subscription:
     """Subscribe an organisation to a plan: a trial when the plan (or ``trial_days``) gives one, else the
     first period is invoiced and finalised at once (Stripe's ``subscription_create`` invoice)."""
@@ -125,7 +131,7 @@ def subscription_create(
     plan = selectors.plan_get(code=plan_code)
     if not plan.active:
         raise ValidationError(f"The plan {plan.code!r} is not offered any more.", code="plan_inactive")
-    customer = customer_ensure(organization_id=organization_id, actor=actor, email=billing_email)
+    customer = customer_ensure(request=request, organization_id=organization_id, actor=actor, email=billing_email)
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     if customer.subscriptions.filter(status__in=Subscription.LIVE_STATUSES).exists():
         raise Conflict(
@@ -147,17 +153,22 @@ def subscription_create(
     _clean_save(subscription)
     _mrr_movement(subscription, 0, at)
     audit_record(
-        action="billing.subscription.create", actor=actor, target=subscription, after=model_snapshot(subscription)
+        request=request,
+        action="billing.subscription.create",
+        actor=actor,
+        target=subscription,
+        after=model_snapshot(subscription),
     )
     if subscription.status == Subscription.Status.ACTIVE:
         invoice = _period_invoice_create(
+            request=request,
             subscription=subscription,
             reason=Invoice.Reason.SUBSCRIPTION_CREATE,
             start=subscription.current_period_start,
             end=subscription.current_period_end,
             actor=actor,
         )
-        invoice_finalize(invoice_id=invoice.pk, actor=actor, at=at)
+        invoice_finalize(request=request, invoice_id=invoice.pk, actor=actor, at=at)
     return subscription
 
 
@@ -177,6 +188,7 @@ def subscription_change(
     seats: int | None = None,
     proration_behavior: str = Subscription.ProrationBehavior.CREATE_PRORATIONS,
     at: dt.datetime | None = None,
+    request: HttpRequest | None = None,
 ) -> ChangeResult:
     """Change plan and/or seats with Stripe's proration behaviours (see ``selectors.subscription_change_plan``)."""
     at = _now(at)
@@ -198,6 +210,7 @@ def subscription_change(
     _clean_save(subscription)
     _mrr_movement(subscription, mrr_before, at)
     audit_record(
+        request=request,
         action="billing.subscription.change",
         actor=actor,
         target=subscription,
@@ -243,14 +256,19 @@ def subscription_change(
                 start=change.new_period_start,
                 end=change.new_period_end,
             )
-        invoice = invoice_finalize(invoice_id=invoice.pk, actor=actor, at=at)
+        invoice = invoice_finalize(request=request, invoice_id=invoice.pk, actor=actor, at=at)
         return ChangeResult(subscription, invoice)
     return ChangeResult(subscription, None, lines)
 
 
 @transaction.atomic
 def subscription_cancel(
-    *, subscription_id: uuid.UUID | str, actor: Actor, at_period_end: bool = True, at: dt.datetime | None = None
+    *,
+    subscription_id: uuid.UUID | str,
+    actor: Actor,
+    at_period_end: bool = True,
+    at: dt.datetime | None = None,
+    request: HttpRequest | None = None,
 ) -> Subscription:
     """Cancel at the end of the period (the renewal then ends it) or immediately."""
     at = _now(at)
@@ -269,6 +287,7 @@ def subscription_cancel(
     _clean_save(subscription)
     _mrr_movement(subscription, mrr_before, at)
     audit_record(
+        request=request,
         action="billing.subscription.cancel",
         actor=actor,
         target=subscription,
@@ -378,7 +397,14 @@ def _subscription_line_add(
 
 
 def _period_invoice_create(
-    *, subscription: Subscription, reason: str, start: dt.datetime, end: dt.datetime, actor: Actor, seats: int = 0
+    *,
+    subscription: Subscription,
+    reason: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    actor: Actor,
+    seats: int = 0,
+    request: HttpRequest | None = None,
 ) -> Invoice:
     """The draft invoice of one subscription period, with pending prorations; one per (subscription, start)."""
     invoice = Invoice(
@@ -397,7 +423,9 @@ def _period_invoice_create(
     _subscription_line_add(
         invoice=invoice, subscription=subscription, seats=seats or subscription.seats, start=start, end=end
     )
-    audit_record(action="billing.invoice.create", actor=actor, target=invoice, after=model_snapshot(invoice))
+    audit_record(
+        request=request, action="billing.invoice.create", actor=actor, target=invoice, after=model_snapshot(invoice)
+    )
     return invoice
 
 
@@ -416,12 +444,13 @@ def invoice_draft_create(
     lines: list[LineInput],
     actor: Actor,
     memo: str = "",
+    request: HttpRequest | None = None,
 ) -> Invoice:
     """A manual draft invoice (one-off charges); amounts in major units, checked against the currency."""
     code = normalize_currency(currency)
     if not lines:
         raise ValidationError("An invoice needs at least one line.", code="no_lines")
-    customer = customer_ensure(organization_id=organization_id, actor=actor)
+    customer = customer_ensure(request=request, organization_id=organization_id, actor=actor)
     invoice = Invoice(customer=customer, currency=code, billing_reason=Invoice.Reason.MANUAL, memo=memo)
     _clean_save(invoice)
     percentage = customer.tax_rate.percentage if customer.tax_rate else None
@@ -442,7 +471,9 @@ def invoice_draft_create(
             tax_amount=line_tax(amount, percentage),
         )
         _clean_save(line)
-    audit_record(action="billing.invoice.create", actor=actor, target=invoice, after=model_snapshot(invoice))
+    audit_record(
+        request=request, action="billing.invoice.create", actor=actor, target=invoice, after=model_snapshot(invoice)
+    )
     return invoice
 
 
@@ -483,7 +514,9 @@ def _lock_invoice(invoice_id: uuid.UUID | str) -> Invoice:
 
 
 @transaction.atomic
-def invoice_finalize(*, invoice_id: uuid.UUID | str, actor: Actor, at: dt.datetime | None = None) -> Invoice:
+def invoice_finalize(
+    *, invoice_id: uuid.UUID | str, actor: Actor, at: dt.datetime | None = None, request: HttpRequest | None = None
+) -> Invoice:
     """draft -> open: totals from the lines, customer credit applied, the next number of the year, due date.
 
     An invoice with nothing to pay (zero, or covered by credit) is paid at once, as Stripe does.
@@ -527,7 +560,12 @@ def invoice_finalize(*, invoice_id: uuid.UUID | str, actor: Actor, at: dt.dateti
         invoice.status, invoice.paid_at = Invoice.Status.PAID, at
     _clean_save(invoice)
     audit_record(
-        action="billing.invoice.finalize", actor=actor, target=invoice, before=before, after=model_snapshot(invoice)
+        request=request,
+        action="billing.invoice.finalize",
+        actor=actor,
+        target=invoice,
+        before=before,
+        after=model_snapshot(invoice),
     )
     billing_email_send(customer=customer, kind="invoice_finalized", context=_invoice_context(invoice))
     return invoice
@@ -535,7 +573,12 @@ def invoice_finalize(*, invoice_id: uuid.UUID | str, actor: Actor, at: dt.dateti
 
 @transaction.atomic
 def invoice_void(
-    *, invoice_id: uuid.UUID | str, actor: Actor, reason: str = "", at: dt.datetime | None = None
+    *,
+    invoice_id: uuid.UUID | str,
+    actor: Actor,
+    reason: str = "",
+    at: dt.datetime | None = None,
+    request: HttpRequest | None = None,
 ) -> Invoice:
     """open -> void (a mistake: nothing is owed). A draft is voided too (Stripe deletes drafts instead)."""
     at = _now(at)
@@ -555,6 +598,7 @@ def invoice_void(
     invoice.status, invoice.voided_at, invoice.next_payment_attempt = Invoice.Status.VOID, at, None
     _clean_save(invoice)
     audit_record(
+        request=request,
         action="billing.invoice.void",
         actor=actor,
         target=invoice,
@@ -562,12 +606,14 @@ def invoice_void(
         after=model_snapshot(invoice),
         message=reason,
     )
-    _after_invoice_settled(invoice=invoice, actor=actor, at=at)
+    _after_invoice_settled(request=request, invoice=invoice, actor=actor, at=at)
     return invoice
 
 
 @transaction.atomic
-def invoice_mark_uncollectible(*, invoice_id: uuid.UUID | str, actor: Actor, at: dt.datetime | None = None) -> Invoice:
+def invoice_mark_uncollectible(
+    *, invoice_id: uuid.UUID | str, actor: Actor, at: dt.datetime | None = None, request: HttpRequest | None = None
+) -> Invoice:
     at = _now(at)
     invoice = _lock_invoice(invoice_id)
     if invoice.status != Invoice.Status.OPEN:
@@ -580,6 +626,7 @@ def invoice_mark_uncollectible(*, invoice_id: uuid.UUID | str, actor: Actor, at:
     )
     _clean_save(invoice)
     audit_record(
+        request=request,
         action="billing.invoice.uncollectible",
         actor=actor,
         target=invoice,
@@ -599,6 +646,7 @@ def payment_record(
     provider_reference: str | None = None,
     excess_to_credit: bool = False,
     at: dt.datetime | None = None,
+    request: HttpRequest | None = None,
 ) -> Payment:
     """A successful payment against an open invoice (minor units). Paying it in full marks it paid, brings a
     past-due subscription back to active and resumes a tenant that dunning suspended.
@@ -642,8 +690,11 @@ def payment_record(
     if invoice.amount_remaining == 0:
         invoice.status, invoice.paid_at, invoice.next_payment_attempt = Invoice.Status.PAID, at, None
     _clean_save(invoice)
-    audit_record(action="billing.payment.record", actor=actor, target=payment, after=model_snapshot(payment))
     audit_record(
+        request=request, action="billing.payment.record", actor=actor, target=payment, after=model_snapshot(payment)
+    )
+    audit_record(
+        request=request,
         action="billing.invoice.pay" if invoice.status == Invoice.Status.PAID else "billing.invoice.partial_payment",
         actor=actor,
         target=invoice,
@@ -652,9 +703,10 @@ def payment_record(
     )
     if invoice.status == Invoice.Status.PAID:
         billing_email_send(customer=invoice.customer, kind="invoice_paid", context=_invoice_context(invoice))
-        _after_invoice_settled(invoice=invoice, actor=actor, at=at)
+        _after_invoice_settled(request=request, invoice=invoice, actor=actor, at=at)
     if excess:  # after the subscription: the lock order is invoice, subscription, customer everywhere
         _credit_balance_add(
+            request=request,
             customer_id=invoice.customer_id,
             amount=excess,
             currency=invoice.currency,
@@ -664,7 +716,9 @@ def payment_record(
     return payment
 
 
-def _credit_balance_add(*, customer_id: int, amount: int, currency: str, actor: Actor, message: str) -> None:
+def _credit_balance_add(
+    *, customer_id: int, amount: int, currency: str, actor: Actor, message: str, request: HttpRequest | None = None
+) -> None:
     """Give the customer ``amount`` of credit (Stripe's convention: the balance goes down), audited."""
     customer = Customer.objects.select_for_update().get(pk=customer_id)
     if customer.balance != 0 and customer.balance_currency not in ("", currency):
@@ -677,6 +731,7 @@ def _credit_balance_add(*, customer_id: int, amount: int, currency: str, actor: 
     customer.balance_currency = currency
     customer.save(update_fields=["balance", "balance_currency"])
     audit_record(
+        request=request,
         action="billing.customer.credit",
         actor=actor,
         target=customer,
@@ -688,7 +743,12 @@ def _credit_balance_add(*, customer_id: int, amount: int, currency: str, actor: 
 
 
 def invoice_mark_paid(
-    *, invoice_id: uuid.UUID | str, actor: Actor, reference: str | None = None, at: dt.datetime | None = None
+    *,
+    invoice_id: uuid.UUID | str,
+    actor: Actor,
+    reference: str | None = None,
+    at: dt.datetime | None = None,
+    request: HttpRequest | None = None,
 ) -> Payment:
     """Record the whole remaining amount as paid outside any provider (a bank transfer seen by hand)."""
     invoice = Invoice.objects.filter(pk=invoice_id).first()
@@ -697,6 +757,7 @@ def invoice_mark_paid(
     if invoice.status != Invoice.Status.OPEN or invoice.amount_remaining == 0:
         raise Conflict(f"Invoice {invoice} is {invoice.status}; only open invoices can be marked paid.")
     return payment_record(
+        request=request,
         invoice_id=invoice.pk,
         amount=invoice.amount_remaining,
         actor=actor,
@@ -742,6 +803,7 @@ def payment_refund(
     provider_reference: str | None = None,
     call_provider: bool = True,
     at: dt.datetime | None = None,
+    request: HttpRequest | None = None,
 ) -> Refund:
     """Refund all or part of a successful payment, with a credit note on its invoice.
 
@@ -789,8 +851,12 @@ def payment_refund(
         refund=refund,
     )
     _clean_save(note)
-    audit_record(action="billing.payment.refund", actor=actor, target=refund, after=model_snapshot(refund))
-    audit_record(action="billing.credit_note.create", actor=actor, target=note, after=model_snapshot(note))
+    audit_record(
+        request=request, action="billing.payment.refund", actor=actor, target=refund, after=model_snapshot(refund)
+    )
+    audit_record(
+        request=request, action="billing.credit_note.create", actor=actor, target=note, after=model_snapshot(note)
+    )
     billing_email_send(
         customer=invoice.customer,
         kind="refund_issued",
@@ -810,7 +876,13 @@ def payment_refund(
 
 @transaction.atomic
 def credit_note_create(
-    *, invoice_id: uuid.UUID | str, amount: int, reason: str, actor: Actor, at: dt.datetime | None = None
+    *,
+    invoice_id: uuid.UUID | str,
+    amount: int,
+    reason: str,
+    actor: Actor,
+    at: dt.datetime | None = None,
+    request: HttpRequest | None = None,
 ) -> CreditNote:
     """Reduce what an open invoice asks for (a goodwill credit or a correction), with its own number."""
     at = _now(at)
@@ -842,12 +914,19 @@ def credit_note_create(
     if invoice.amount_remaining == 0:
         invoice.status, invoice.paid_at, invoice.next_payment_attempt = Invoice.Status.PAID, at, None
     _clean_save(invoice)
-    audit_record(action="billing.credit_note.create", actor=actor, target=note, after=model_snapshot(note))
     audit_record(
-        action="billing.invoice.credit", actor=actor, target=invoice, before=before, after=model_snapshot(invoice)
+        request=request, action="billing.credit_note.create", actor=actor, target=note, after=model_snapshot(note)
+    )
+    audit_record(
+        request=request,
+        action="billing.invoice.credit",
+        actor=actor,
+        target=invoice,
+        before=before,
+        after=model_snapshot(invoice),
     )
     if invoice.status == Invoice.Status.PAID:
-        _after_invoice_settled(invoice=invoice, actor=actor, at=at)
+        _after_invoice_settled(request=request, invoice=invoice, actor=actor, at=at)
     return note
 
 
@@ -858,7 +937,7 @@ NOT_RENEWED = (Subscription.Status.CANCELED, Subscription.Status.INCOMPLETE, Sub
 
 
 def subscription_renew(
-    *, subscription_id: uuid.UUID | str, actor: Actor, at: dt.datetime | None = None
+    *, subscription_id: uuid.UUID | str, actor: Actor, at: dt.datetime | None = None, request: HttpRequest | None = None
 ) -> Invoice | None:
     """Roll every elapsed period forward: end a subscription set to cancel, turn a finished trial into a
     paying subscription, and create and finalise the invoice of each new period.
@@ -880,13 +959,19 @@ def subscription_renew(
             if subscription is None:
                 return last
             last = (
-                _renew_one_period(subscription=selectors.subscription_get(subscription_id=subscription.pk), actor=actor)
+                _renew_one_period(
+                    request=request,
+                    subscription=selectors.subscription_get(subscription_id=subscription.pk),
+                    actor=actor,
+                )
                 or last
             )
     return last
 
 
-def _renew_one_period(*, subscription: Subscription, actor: Actor) -> Invoice | None:
+def _renew_one_period(
+    *, subscription: Subscription, actor: Actor, request: HttpRequest | None = None
+) -> Invoice | None:
     before, mrr_before = model_snapshot(subscription), selectors.subscription_mrr(subscription)
     boundary = subscription.current_period_end
     if subscription.cancel_at_period_end:
@@ -894,6 +979,7 @@ def _renew_one_period(*, subscription: Subscription, actor: Actor) -> Invoice | 
         _clean_save(subscription)
         _mrr_movement(subscription, mrr_before, boundary)
         audit_record(
+            request=request,
             action="billing.subscription.end",
             actor=actor,
             target=subscription,
@@ -913,6 +999,7 @@ def _renew_one_period(*, subscription: Subscription, actor: Actor) -> Invoice | 
     _clean_save(subscription)
     _mrr_movement(subscription, mrr_before, boundary)
     audit_record(
+        request=request,
         action="billing.subscription.renew",
         actor=actor,
         target=subscription,
@@ -927,13 +1014,13 @@ def _renew_one_period(*, subscription: Subscription, actor: Actor) -> Invoice | 
         return existing
     try:
         invoice = _period_invoice_create(
-            subscription=subscription, reason=reason, start=start, end=end, actor=actor, seats=seats
+            request=request, subscription=subscription, reason=reason, start=start, end=end, actor=actor, seats=seats
         )
     except IntegrityError:
         return Invoice.objects.get(
             subscription=subscription, period_start=start, billing_reason__in=Invoice.PERIOD_REASONS
         )
-    return invoice_finalize(invoice_id=invoice.pk, actor=actor, at=boundary)
+    return invoice_finalize(request=request, invoice_id=invoice.pk, actor=actor, at=boundary)
 
 
 @dataclass
@@ -991,7 +1078,9 @@ def _overdue_open(*, customer_id: int, at: dt.datetime, exclude: uuid.UUID | Non
     return query.exists()
 
 
-def _after_invoice_settled(*, invoice: Invoice, actor: Actor, at: dt.datetime) -> None:
+def _after_invoice_settled(
+    *, invoice: Invoice, actor: Actor, at: dt.datetime, request: HttpRequest | None = None
+) -> None:
     """Once nothing is overdue any more: the subscription is active again and a suspended tenant resumes."""
     if _overdue_open(customer_id=invoice.customer_id, at=at, exclude=invoice.pk):
         return
@@ -1003,6 +1092,7 @@ def _after_invoice_settled(*, invoice: Invoice, actor: Actor, at: dt.datetime) -
             _clean_save(subscription)
             _mrr_movement(subscription, mrr_before, at)
             audit_record(
+                request=request,
                 action="billing.subscription.active",
                 actor=actor,
                 target=subscription,
@@ -1018,6 +1108,7 @@ def _after_invoice_settled(*, invoice: Invoice, actor: Actor, at: dt.datetime) -
         customer.suspended_for_nonpayment = False
         customer.save(update_fields=["suspended_for_nonpayment"])
         audit_record(
+            request=request,
             action="billing.dunning.resume",
             actor=actor,
             target=customer,

@@ -22,6 +22,7 @@ import stripe
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
 from billing import services
@@ -84,9 +85,14 @@ def webhook_event_receive(*, payload: bytes, signature: str | None) -> Receipt:
     return Receipt(webhook_event_process(event_id=event.pk), duplicate=not created)
 
 
-def webhook_event_process(*, event_id: int, force: bool = False) -> WebhookEvent:
+def webhook_event_process(
+    *, event_id: int, force: bool = False, actor: Actor | None = None, request: HttpRequest | None = None
+) -> WebhookEvent:
     """Apply one stored event in one transaction. Processed events are skipped unless ``force`` (replay),
-    which is safe because every handler is idempotent. A failure rolls the work back and is recorded."""
+    which is safe because every handler is idempotent. A failure rolls the work back and is recorded.
+
+    A replay from the admin passes its ``actor`` and ``request``: the replay itself is audited with them (the
+    changes the handlers make stay attributed to the provider, whose event they apply)."""
     try:
         with transaction.atomic():
             event = WebhookEvent.objects.select_for_update().get(pk=event_id)
@@ -104,6 +110,14 @@ def webhook_event_process(*, event_id: int, force: bool = False) -> WebhookEvent
             event.attempts += 1
             event.processed_at = timezone.now()
             event.save(update_fields=["status", "error", "attempts", "processed_at"])
+            if force and actor is not None:
+                audit_record(
+                    action="billing.webhook.replay",
+                    actor=actor,
+                    target=event,
+                    message=f"{event.type}: {event.status}",
+                    request=request,
+                )
             return event
     except Exception as exc:
         with transaction.atomic():
@@ -114,10 +128,11 @@ def webhook_event_process(*, event_id: int, force: bool = False) -> WebhookEvent
             event.save(update_fields=["status", "error", "attempts"])
             audit_record(
                 action="billing.webhook.failed",
-                actor=ACTOR,
+                actor=actor or ACTOR,
                 target=event,
                 outcome="failure",
                 message=event.error[:2000],
+                request=request,
             )
         if not isinstance(exc, ApplicationError):
             logger.exception("Stripe event %s failed", event.event_id)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from billing import selectors, services
 from billing.models import CreditNote, Invoice, Payment, Plan, Product, Subscription
 from billing.money import from_minor
+from ghostcrm.audit.models import AuditEvent
 from tests.billing.conftest import ACTOR, make_organization, make_plan
 from tests.conftest import login_with_verified_otp
 
@@ -367,3 +368,39 @@ def test_confirming_a_change_prorates_at_the_preview_moment(admin_session: Any, 
     invoice = Invoice.objects.get(billing_reason="subscription_update")
     assert sorted(invoice.lines.values_list("amount", flat=True)) == sorted(line.amount for line in expected.lines)
     assert invoice.lines.filter(period_start=earlier).count() == 2
+
+
+CLIENT = {"REMOTE_ADDR": "203.0.113.7", "HTTP_USER_AGENT": "QA-Browser/1.0 (billing)"}
+
+
+def test_admin_billing_changes_are_audited_with_the_client_address(
+    admin_session: Any, super_admin: Any, subscription: Subscription
+) -> None:
+    """The services the admin calls take the request down to their audit events (IP, user agent, request id)."""
+    invoice = Invoice.objects.get()
+    changelist = "/admin/billing/invoice/"
+    admin_session.post(
+        changelist, {"action": "mark_paid", ACTION_CHECKBOX_NAME: [invoice.pk], "confirm": "1"}, **CLIENT
+    )
+    invoice.refresh_from_db()
+    assert invoice.status == "paid"
+    payment = Payment.objects.get()
+    admin_session.post(
+        "/admin/billing/payment/",
+        {"action": "refund", ACTION_CHECKBOX_NAME: [payment.pk], "apply": "1", "amount": "1.00", "reason": "x"},
+        **CLIENT,
+    )
+    admin_session.post(
+        "/admin/billing/subscription/",
+        {"action": "cancel_at_end", ACTION_CHECKBOX_NAME: [subscription.pk], "confirm": "1"},
+        **CLIENT,
+    )
+    actions = ["billing.payment.record", "billing.invoice.pay", "billing.payment.refund", "billing.credit_note.create",
+               "billing.subscription.cancel"]  # fmt: skip
+    events = AuditEvent.objects.filter(action__in=actions, ip_address="203.0.113.7")
+    assert sorted(events.values_list("action", flat=True)) == sorted(actions)
+    for event in events:
+        assert event.user_agent == "QA-Browser/1.0 (billing)" and event.request_id, event.action
+        assert (event.actor_type, event.actor_id) == ("user", str(super_admin.pk)), event.action
+    # The subscription's own invoice, made by a service called outside any request, has no address.
+    assert AuditEvent.objects.get(action="billing.invoice.finalize").ip_address is None

@@ -74,12 +74,27 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours} h {minutes} min"
 
 
+class PlanChoiceField(forms.ChoiceField):
+    """A list of the active billing plans. The service decides whether a posted code is allowed (a plan may have
+    been switched off since the form was shown), so its sentence naming the plans in use is the one error shown."""
+
+    def validate(self, value: Any) -> None:
+        forms.Field.validate(self, value)
+
+
 class OrganizationAddForm(forms.ModelForm):
     """New organisations: name, admin e-mail, plan. The slug and schema name follow from the name."""
+
+    plan_code = PlanChoiceField(label="Plan", required=False, help_text="An active billing plan, or no plan.")
 
     class Meta:
         model = Organization
         fields = ("name", "admin_email", "plan_code")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Read when the form is built, so a plan added or switched off in billing shows up at once.
+        self.fields["plan_code"].choices = [("", "No plan"), *selectors.active_plan_choices()]  # type: ignore[attr-defined]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

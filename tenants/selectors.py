@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
+from billing.models import Plan
 from ghostcrm.core.errors import NotFound, ValidationError
 from tenants.models import Operation, Organization
 
@@ -41,6 +42,12 @@ def organization_list(*, status: str | None = None) -> QuerySet[Organization]:
             )
         queryset = queryset.filter(status=status)
     return queryset
+
+
+def active_plan_choices() -> list[tuple[str, str]]:
+    """The billing plans a new organisation may be given: ``(code, "Name (code)")`` of active plans, by code."""
+    rows = Plan.objects.filter(active=True).order_by("code").values_list("code", "name")
+    return [(code, f"{name} ({code})") for code, name in rows]
 
 
 def operation_get(*, operation_id: int | str) -> Operation:

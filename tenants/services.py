@@ -24,6 +24,7 @@ from django.utils.text import slugify
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor, audit_record, model_snapshot
 from ghostcrm.core.errors import ApplicationError, Conflict, NotFound, TransientError, ValidationError
+from tenants import selectors
 from tenants.models import IdempotencyRecord, Operation, Organization
 from tenants.schema_names import schema_name_from_slug, validate_schema_name
 
@@ -194,12 +195,27 @@ def organization_validate_request(*, name: str, admin_email: str, plan_code: str
         validate_email(admin_email)
     except DjangoValidationError:
         errors.setdefault("admin_email", []).append(f"{admin_email!r} is not a valid e-mail address.")
-    if plan_code and (len(plan_code) > 64 or slugify(plan_code) != plan_code.lower()):
-        errors.setdefault("plan", []).append("A plan code is up to 64 letters, digits, hyphens or underscores.")
+    if plan_code:
+        plan_error = _plan_code_error(plan_code)
+        if plan_error:
+            errors.setdefault("plan", []).append(plan_error)
     if errors:
         first = next(iter(errors.values()))[0]
         raise ValidationError(first, code="invalid", extra={"fields": errors})
     return {"name": name, "admin_email": admin_email, "plan_code": plan_code, "slug": slug, "schema_name": schema_name}
+
+
+def _plan_code_error(plan_code: str) -> str:
+    """Why ``plan_code`` cannot be given to a new organisation ("" when it can): it must name an active plan."""
+    if len(plan_code) > 64 or slugify(plan_code) != plan_code.lower():
+        return "A plan code is up to 64 letters, digits, hyphens or underscores."
+    codes = [code for code, _ in selectors.active_plan_choices()]
+    if plan_code in codes:
+        return ""
+    unknown = f"There is no active billing plan with the code {plan_code!r}"
+    if not codes:
+        return f"{unknown}; no active plans exist, so leave the plan empty."
+    return f"{unknown}; use one of: {', '.join(codes)}."
 
 
 def _fingerprint(data: dict[str, str]) -> str:

@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from ghostcrm.audit.services import Actor
 from tenants.keys import service_key_create
+from tests.billing.conftest import make_plan
 
 ALL_SCOPES = ["organizations:read", "organizations:write", "organizations:lifecycle"]
 
@@ -16,6 +17,12 @@ ALL_SCOPES = ["organizations:read", "organizations:write", "organizations:lifecy
 def _fresh_redis(redis_conn: Any) -> Iterator[None]:
     """Rate-limit counters and queues start empty in every test."""
     yield
+
+
+@pytest.fixture
+def billing_plans(db: Any) -> list[str]:
+    """Active plans "pro" and "starter", so request bodies may name them (a plan code must name an active plan)."""
+    return [make_plan(code, amount).code for code, amount in (("pro", 9_000), ("starter", 2_000))]
 
 
 @pytest.fixture

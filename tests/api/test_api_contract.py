@@ -14,7 +14,7 @@ from ghostcrm.audit.services import Actor
 from tenants import services
 from tenants.models import IdempotencyRecord, Organization
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("billing_plans")]
 URL = "/api/v1/organizations/"
 BODY = {"client_name": "ACME Corp", "admin_email": "admin@acme.test", "plan": "starter"}
 THROTTLED = {

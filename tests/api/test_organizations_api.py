@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from ghostcrm.audit.models import AuditEvent
 from tenants.models import Operation, Organization
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("billing_plans")]
 URL = "/api/v1/organizations/"
 BODY = {"client_name": "ACME Corp", "admin_email": "admin@acme.test", "plan": "starter"}
 
@@ -50,6 +50,19 @@ def test_bad_input_is_400_with_field_errors_and_nothing_created(
     data = response.json()
     assert data["code"] == "invalid" and data["message"]
     assert field in data["fields"]
+    assert not Organization.objects.exists()
+
+
+@pytest.mark.parametrize("code", ["gold", "retired"])
+def test_a_plan_that_is_not_an_active_billing_plan_is_400_naming_the_plans_in_use(api: APIClient, code: str) -> None:
+    from billing.models import Plan
+
+    Plan.objects.filter(code="pro").update(code="retired", active=False)
+    response = api.post(URL, {**BODY, "plan": code}, format="json")
+    assert response.status_code == 400, response.content
+    data = response.json()
+    expected = f"There is no active billing plan with the code {code!r}; use one of: starter."
+    assert (data["code"], data["message"], data["fields"]) == ("invalid", expected, {"plan": [expected]})
     assert not Organization.objects.exists()
 
 

@@ -17,6 +17,7 @@ from tenants.admin import time_to_active_chart
 from tenants.keys import KEY_RE
 from tenants.models import Operation, Organization, ServiceKey
 from tenants.selectors import percentile, provisioning_dashboard
+from tests.billing.conftest import make_plan
 
 pytestmark = pytest.mark.django_db
 CHANGELIST = reverse("admin:tenants_organization_changelist")
@@ -38,13 +39,15 @@ def _org(name: str = "ACME Corp", **updates: Any) -> Organization:
 
 
 def test_adding_an_organisation_starts_provisioning_through_the_service(admin_session: Any) -> None:
+    make_plan("pro", 9_000)
     response = admin_session.post(ADD, {"name": "ACME Corp", "admin_email": "Admin@ACME.test", "plan_code": "pro"})
     assert response.status_code == 302, response.content
     organization = Organization.objects.get()
-    assert (organization.slug, organization.admin_email, organization.status) == (
+    assert (organization.slug, organization.admin_email, organization.status, organization.plan_code) == (
         "acme-corp",
         "admin@acme.test",
         "pending",
+        "pro",
     )
     assert Operation.objects.filter(organization=organization, step="request").count() == 1
     event = AuditEvent.objects.get(action="organization.request")
@@ -67,6 +70,27 @@ def test_bad_input_shows_field_errors_and_creates_nothing(
     errors = response.context["adminform"].form.errors
     assert field in errors and message in " ".join(errors[field]).lower()
     assert not Organization.objects.exists()
+
+
+def test_the_plan_is_a_choice_of_active_plans_and_an_unknown_code_is_a_field_error(admin_session: Any) -> None:
+    make_plan("basic", 3_000)
+    make_plan("pro", 9_000)
+    retired = make_plan("legacy", 1_000)
+    retired.active = False
+    retired.save()
+    form = admin_session.get(ADD).context["adminform"].form
+    assert list(form.fields["plan_code"].choices) == [("", "No plan"), ("basic", "Basic (basic)"), ("pro", "Pro (pro)")]
+    for code in ("gold", "legacy"):
+        response = admin_session.post(ADD, {"name": "ACME Corp", "admin_email": "a@acme.test", "plan_code": code})
+        assert response.status_code == 200
+        assert response.context["adminform"].form.errors["plan_code"] == [
+            f"There is no active billing plan with the code {code!r}; use one of: basic, pro."
+        ]
+    assert not Organization.objects.exists()
+    assert (
+        admin_session.post(ADD, {"name": "ACME Corp", "admin_email": "a@acme.test", "plan_code": ""}).status_code == 302
+    )
+    assert Organization.objects.get().plan_code == ""
 
 
 def test_a_duplicate_name_is_a_field_error(admin_session: Any) -> None:

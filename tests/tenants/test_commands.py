@@ -17,6 +17,7 @@ from django.db import connections
 from django.test import override_settings
 
 from tenants.models import Organization
+from tests.billing.conftest import make_plan
 from tests.tenants.test_faults import wait_for
 from tests.tenants.test_provisioning import assert_fully_provisioned
 
@@ -43,6 +44,7 @@ def provision_in_thread(*argv: str) -> tuple[threading.Thread, dict[str, Any]]:
 
 @TENANT_DB
 def test_provision_client_wait_follows_progress_and_exits_0_when_active(run_worker: Callable[[], int]) -> None:
+    make_plan("pro", 9_000)
     thread, outcome = provision_in_thread("--name", "ACME Corp", "--admin-email", "admin@acme.test", "--plan", "pro")
     wait_for(lambda: django_rq.get_queue("provisioning").count, what="the job to be enqueued")
     run_worker()
@@ -50,7 +52,9 @@ def test_provision_client_wait_follows_progress_and_exits_0_when_active(run_work
     assert outcome["exit"] == 0, outcome["stderr"].getvalue()
     out = outcome["stdout"].getvalue()
     assert "is pending" in out and "templates" in out and "is active" in out
-    assert_fully_provisioned(Organization.objects.get(slug="acme-corp"))
+    organization = Organization.objects.get(slug="acme-corp")
+    assert organization.plan_code == "pro"
+    assert_fully_provisioned(organization)
 
 
 @TENANT_DB
@@ -74,12 +78,27 @@ def test_provision_client_wait_exits_1_with_the_reason_when_provisioning_fails(
         (["--name", "ACME", "--admin-email", "nope"], "not a valid e-mail"),
         (["--name", "Public", "--admin-email", "a@b.test"], "reserved"),
         (["--name", "  ", "--admin-email", "a@b.test"], "name"),
+        (
+            ["--name", "ACME", "--admin-email", "a@b.test", "--plan", "gold"],
+            r"^There is no active billing plan with the code 'gold'; no active plans exist, so leave the plan empty\.$",
+        ),
     ],
 )
 def test_provision_client_refuses_bad_input_before_creating_anything(argv: list[str], message: str) -> None:
     with pytest.raises(CommandError, match=message):
         call_command("provision_client", *argv)
     assert not Organization.objects.exists()
+
+
+@pytest.mark.django_db
+def test_provision_client_names_the_active_plans_when_the_plan_is_unknown() -> None:
+    make_plan("basic", 3_000)
+    make_plan("pro", 9_000)
+    with pytest.raises(CommandError, match=r"code 'gold'; use one of: basic, pro\.$"):
+        call_command("provision_client", "--name", "ACME", "--admin-email", "a@b.test", "--plan", "gold")
+    assert not Organization.objects.exists()
+    call_command("provision_client", "--name", "ACME", "--admin-email", "a@b.test", "--plan", "basic")
+    assert Organization.objects.get().plan_code == "basic"
 
 
 @pytest.mark.django_db

@@ -11,6 +11,7 @@ from ghostcrm.audit.services import Actor
 from ghostcrm.core.errors import Conflict, ValidationError
 from tenants import services
 from tenants.models import IdempotencyRecord, Operation, Organization
+from tests.billing.conftest import make_plan
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("test")
@@ -22,6 +23,7 @@ def _request(name: str = "ACME Corp", email: str = "admin@acme.test", **kwargs: 
 
 
 def test_request_creates_a_pending_organisation_with_an_operation_and_audit_event() -> None:
+    make_plan("starter", 2_000)
     organization = _request(plan_code="starter")
     assert organization.status == Status.PENDING
     assert (organization.slug, organization.schema_name) == ("acme-corp", "acme_corp")
@@ -54,6 +56,27 @@ def test_bad_requests_are_refused_with_field_errors_and_nothing_is_written(name:
     assert field in caught.value.extra["fields"]
     assert not Organization.objects.exists()
     assert not Operation.objects.exists()
+
+
+def test_a_plan_code_must_name_an_active_billing_plan() -> None:
+    with pytest.raises(ValidationError) as caught:
+        _request(plan_code="starter")
+    none_yet = (
+        "There is no active billing plan with the code 'starter'; no active plans exist, so leave the plan empty."
+    )
+    assert caught.value.message == none_yet and caught.value.extra["fields"] == {"plan": [none_yet]}
+    make_plan("team", 5_000)
+    retired = make_plan("starter", 2_000)
+    retired.active = False
+    retired.save()
+    for code in ("starter", "Team", "gold"):
+        with pytest.raises(ValidationError) as caught:
+            _request(plan_code=code)
+        assert caught.value.extra["fields"]["plan"] == [
+            f"There is no active billing plan with the code {code!r}; use one of: team."
+        ]
+    assert not Organization.objects.exists() and not Operation.objects.exists()
+    assert _request(plan_code=" team ").plan_code == "team"
 
 
 def test_same_idempotency_key_and_body_returns_the_first_organisation() -> None:

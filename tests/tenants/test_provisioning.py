@@ -13,6 +13,7 @@ from django.core import mail
 from ghostcrm.audit.models import AuditEvent
 from tenants.engine.services import tenant_roles
 from tenants.models import Domain, Operation, Organization, Tenant
+from tests.billing.conftest import make_plan
 from tests.tenants.conftest import TEMPLATES, tenant_query
 
 Status = Organization.Status
@@ -55,6 +56,7 @@ def test_api_request_to_active_schema_with_templates_admin_user_invitation_opera
     from ghostcrm.audit.services import Actor
     from tenants.keys import service_key_create
 
+    make_plan("starter", 2_000)
     key, raw = service_key_create(
         name="signup", scopes=["organizations:write", "organizations:read"], actor=Actor.system("test")
     )

@@ -12,11 +12,12 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.contrib.auth.forms import UserCreationForm as DjangoUserCreationForm
 from django.contrib.auth.models import Group
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -206,16 +207,39 @@ class InvitationForm(forms.Form):
 
 @admin.register(Invitation)
 class InvitationAdmin(AuditedModelAdmin):
-    list_display = ("email", "role", "organization_id", "state", "inviter", "created_at", "expires_at", "send_count")
+    list_display = ("email", "role", "organization", "state", "inviter", "created_at", "expires_at", "send_count")
     list_filter = ("state", "role", "created_at")
     search_fields = ("email", "=organization_id")
     actions = ("resend", "revoke")
     list_select_related = ("inviter",)
     readonly_fields = (
-        "email", "role", "organization_id", "inviter", "state", "expires_at", "created_at", "sent_at", "send_count",
+        "email", "role", "organization", "inviter", "state", "expires_at", "created_at", "sent_at", "send_count",
         "accepted_at", "accepted_user", "revoked_at", "expired_at",
     )  # fmt: skip
-    exclude = ("token_hash", "context")
+    exclude = ("token_hash", "context", "organization_id")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Invitation]:
+        from tenants.models import Organization
+
+        # organization_id is a bare UUID (no foreign key), so select_related cannot follow it; a correlated
+        # subquery reads the name in the list's own query on every supported database.
+        name = Organization.objects.filter(pk=OuterRef("organization_id")).values("name")[:1]
+        return super().get_queryset(request).annotate(organization_name=Subquery(name))
+
+    @admin.display(description="organisation", ordering="organization_name")
+    def organization(self, obj: Invitation) -> SafeString | str | None:
+        if obj.organization_id is None:
+            return None  # a control-plane invitation: the admin's empty-value dash
+        if hasattr(obj, "organization_name"):
+            name = obj.organization_name
+        else:  # a row not read through get_queryset
+            from tenants.models import Organization
+
+            name = Organization.objects.filter(pk=obj.organization_id).values_list("name", flat=True).first()
+        if name is None:
+            return f"{obj.organization_id} (no such organisation)"
+        url = reverse("admin:tenants_organization_change", args=[obj.organization_id])
+        return format_html('<a href="{}">{}</a>', url, name)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # state changes go through the actions (resend, revoke), never through field edits

@@ -315,6 +315,45 @@ def test_admin_invites_resends_and_revokes_in_bulk(admin_session, super_admin):
     assert AuditEvent.objects.filter(action="invitation.revoke").count() == 2
 
 
+def test_admin_shows_the_organisation_by_name_linked_to_its_page(admin_session, super_admin, organization):
+    from tenants.models import Organization
+
+    organization.name = "Acme <b>& Sons</b>"
+    organization.save(update_fields=["name"])
+    tenant, _ = _invite(email="crm.admin@acme.test", role="tenant_admin", organization_id=organization.pk)
+    _invite(email="staff@example.com", role="billing")
+    gone_org = Organization(name="Gone Ltd", slug="gone-ltd", admin_email="ceo@gone.test")
+    gone_org.full_clean()
+    gone_org.save()
+    _invite(email="orphan@example.com", role="tenant_admin", organization_id=gone_org.pk)
+    Organization.objects.filter(pk=gone_org.pk).delete()  # no foreign key: the invitation keeps the bare UUID
+
+    org_url = reverse("admin:tenants_organization_change", args=[organization.pk])
+    linked = f'<a href="{org_url}">Acme &lt;b&gt;&amp; Sons&lt;/b&gt;</a>'
+    page = admin_session.get(reverse("admin:accounts_invitation_changelist")).content.decode()
+    assert linked in page
+    assert f"{gone_org.pk} (no such organisation)" in page
+    assert "<b>& Sons</b>" not in page
+    # A control-plane invitation has no organisation: the list's empty-value dash, not "None".
+    row = re.search(r"<tr>(?:(?!</tr>).)*staff@example\.com(?:(?!</tr>).)*</tr>", page, re.S).group(0)
+    assert '<td class="field-organization">-</td>' in row
+    assert str(organization.pk) not in page.replace(org_url, "")  # the raw UUID is gone from the list
+
+    change = admin_session.get(reverse("admin:accounts_invitation_change", args=[tenant.pk])).content.decode()
+    assert linked in change
+
+    # The column sorts by the name (column 3 after the checkbox, email and role).
+    zeta = Organization(name="Zeta Co", slug="zeta-co", admin_email="ceo@zeta.test")
+    zeta.full_clean()
+    zeta.save()
+    _invite(email="crm.admin@zeta.test", role="tenant_admin", organization_id=zeta.pk)
+    changelist = reverse("admin:accounts_invitation_changelist")
+    ascending = admin_session.get(changelist + "?o=3").content.decode()
+    assert ascending.index("crm.admin@acme.test") < ascending.index("crm.admin@zeta.test")
+    descending = admin_session.get(changelist + "?o=-3").content.decode()
+    assert descending.index("crm.admin@zeta.test") < descending.index("crm.admin@acme.test")
+
+
 def test_invite_user_command(capsys, organization):
     call_command("invite_user", "--email", "Cli.User@Example.com", "--role", "super_admin")
     assert "sent to cli.user@example.com as Super admin" in capsys.readouterr().out

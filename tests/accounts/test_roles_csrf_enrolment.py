@@ -20,6 +20,7 @@ from ghostcrm.audit.services import Actor
 from ghostcrm.core.errors import Conflict
 from tests.accounts.conftest import PASSWORD, enrol, password_step, totp_code
 from tests.conftest import login_with_verified_otp
+from tests.integrations.conftest import make_organization
 
 pytestmark = pytest.mark.django_db
 START = dt.datetime(2026, 11, 24, 11, 0, tzinfo=dt.UTC)
@@ -250,6 +251,14 @@ def test_account_lists_do_not_query_per_row(admin_session, super_admin, url_name
             services.invitation_create(
                 email=f"invitee{i}@example.com", role="billing", inviter=super_admin, actor=Actor.system("test")
             )
+            # A tenant admin's invitation names its organisation (a bare UUID column, no foreign key).
+            services.invitation_create(
+                email=f"crm-admin{i}@example.com",
+                role="tenant_admin",
+                inviter=super_admin,
+                organization_id=make_organization(f"Org {i}").pk,
+                actor=Actor.system("test"),
+            )
 
     def queries() -> int:
         with CaptureQueriesContext(connection) as captured:
@@ -260,6 +269,9 @@ def test_account_lists_do_not_query_per_row(admin_session, super_admin, url_name
     few = queries()
     add_rows(2, 6)
     assert queries() == few
+    if url_name == "admin:accounts_invitation_changelist":
+        page = admin_session.get(reverse(url_name)).content.decode()
+        assert all(f">Org {i}</a>" in page for i in range(8))  # names, read in the list's own query
 
 
 def test_job_queues_are_viewed_by_every_role_but_changed_by_super_admins_only(

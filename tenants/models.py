@@ -50,6 +50,9 @@ class Organization(models.Model):
     export_path = models.CharField(max_length=500, blank=True, help_text="The pg_dump export kept after deletion.")
 
     class Meta:
+        # The product's word for a customer (en-GB), not Django's default "organizations".
+        verbose_name = "client organisation"
+        verbose_name_plural = "client organisations"
         ordering = ["-created_at"]
         permissions = [("lifecycle_organization", "Can retry, suspend, resume and deprovision organisations")]
 
@@ -114,7 +117,9 @@ class Operation(models.Model):
         SKIPPED = "skipped", "Skipped"
 
     id = models.BigAutoField(primary_key=True)
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="operations")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="operations", verbose_name="client organisation"
+    )
     step = models.CharField(max_length=40, db_index=True)
     attempt = models.PositiveIntegerField(default=1)
     from_status = models.CharField(max_length=20, blank=True)
@@ -146,7 +151,9 @@ class IdempotencyRecord(models.Model):
     id = models.BigAutoField(primary_key=True)
     key = models.CharField(max_length=255, unique=True)
     fingerprint = models.CharField(max_length=64)
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", verbose_name="client organisation"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -93,6 +93,20 @@ def test_the_plan_is_a_choice_of_active_plans_and_an_unknown_code_is_a_field_err
     assert Organization.objects.get().plan_code == ""
 
 
+def test_the_admin_says_client_organisation_in_titles_links_and_columns(admin_session: Any) -> None:
+    assert (Organization._meta.verbose_name, Organization._meta.verbose_name_plural) == (
+        "client organisation",
+        "client organisations",
+    )
+    assert ">Client organisations<" in admin_session.get(reverse("admin:index")).content.decode()
+    assert "<title>Add client organisation |" in admin_session.get(ADD).content.decode()
+    _org()
+    changelist = admin_session.get(CHANGELIST).content.decode()
+    assert "Select client organisation to change" in changelist and "1 client organisation" in changelist
+    operations = admin_session.get(reverse("admin:tenants_operation_changelist")).content.decode()
+    assert ">Client organisation<" in operations and "Organization" not in operations
+
+
 def test_a_duplicate_name_is_a_field_error(admin_session: Any) -> None:
     _org()
     response = admin_session.post(ADD, {"name": "acme corp", "admin_email": "x@acme.test"})

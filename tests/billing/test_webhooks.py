@@ -382,3 +382,33 @@ def test_a_plan_changed_in_stripe_is_followed_by_its_price_id(client: Any, open_
     subscription.refresh_from_db()
     assert subscription.plan.code == "pro"
     assert list(subscription.mrr_movements.values_list("kind", "delta")) == [("new", 3000), ("expansion", 6000)]
+
+
+def test_a_replay_from_the_admin_is_audited_with_the_client(
+    client: Any, super_admin: Any, open_invoice: Invoice
+) -> None:
+    from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+
+    from ghostcrm.audit.models import AuditEvent
+    from tests.conftest import login_with_verified_otp
+
+    stored = WebhookEvent.objects.create(
+        event_id="evt_admin", type="invoice.paid", object_id="in_123", created=1_767_225_600,
+        payload=paid_event(open_invoice, "evt_admin"),
+    )  # fmt: skip
+    admin = login_with_verified_otp(client, super_admin)
+    admin.post(
+        "/admin/billing/webhookevent/",
+        {"action": "replay", ACTION_CHECKBOX_NAME: [stored.pk]},
+        REMOTE_ADDR="198.51.100.9",
+        HTTP_USER_AGENT="QA-Browser/2.0",
+    )
+    open_invoice.refresh_from_db()
+    assert open_invoice.status == "paid"
+    replay = AuditEvent.objects.get(action="billing.webhook.replay")
+    assert (replay.ip_address, replay.user_agent, replay.actor_id) == (
+        "198.51.100.9",
+        "QA-Browser/2.0",
+        str(super_admin.pk),
+    )
+    assert replay.message == "invoice.paid: processed" and replay.target_id == str(stored.pk)

@@ -7,7 +7,7 @@ callers); service errors are shown as admin messages or form errors, and nothing
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -37,7 +37,7 @@ from billing.models import (
     UsageReading,
     WebhookEvent,
 )
-from billing.money import format_money, from_minor, to_minor
+from billing.money import format_money, from_minor, normalize_currency, to_minor
 from billing.webhooks import webhook_event_process
 from ghostcrm.audit.services import Actor
 from ghostcrm.core.admin_base import AuditedModelAdmin, ReadOnlyAdminMixin
@@ -447,8 +447,50 @@ class SubscriptionAdmin(AuditedModelAdmin):
         subscription = queryset.get()
         return HttpResponseRedirect(reverse("admin:billing_subscription_change_plan", args=[subscription.pk]))
 
-    @admin.action(description="Cancel at period end", permissions=["change"])
-    def cancel_at_end(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+    def _confirm(
+        self, request: HttpRequest, queryset: QuerySet[Subscription], action: str, consequence: str
+    ) -> TemplateResponse | None:
+        """The confirmation page of an action that cannot be taken back from the admin, or None once confirmed."""
+        if "confirm" in request.POST:
+            return None
+        rows = []
+        now = timezone.now()
+        for subscription in queryset.select_related("customer", "plan").prefetch_related("plan__tiers"):
+            note = ""
+            if subscription.status == Subscription.Status.CANCELED:
+                note = "skipped: it is canceled"
+            elif action == "cancel_at_end" and subscription.cancel_at_period_end:
+                note = "skipped: it already ends with its period"
+            elif action == "renew_now" and subscription.current_period_end > now:
+                note = "nothing due: its period has not ended"
+            cells = [
+                str(subscription.customer),
+                str(subscription.plan),
+                subscription.get_status_display(),
+                f"{subscription.current_period_end:%Y-%m-%d %H:%M} UTC",
+                format_money(selectors.subscription_mrr(subscription), subscription.plan.currency),
+            ]
+            rows.append((subscription, cells, note))
+        label = {"cancel_at_end": "Cancel at period end", "renew_now": "Renew elapsed periods now"}[action]
+        return _confirmation(
+            self,
+            request,
+            action=action,
+            title=f"{label}: are you sure?",
+            consequence=consequence,
+            headers=["customer", "plan", "status", "period end", "MRR"],
+            rows=rows,
+        )
+
+    @admin.action(description="Cancel at period end…", permissions=["change"])
+    def cancel_at_end(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> TemplateResponse | None:
+        consequence = (
+            "Each subscription ends at the end of its current period: no further invoice, its MRR counts as churn "
+            "then, and the organisation is no longer billed. The admin has no undo; start a new subscription "
+            "after it ends if the customer stays."
+        )
+        if (page := self._confirm(request, queryset, "cancel_at_end", consequence)) is not None:
+            return page
         done = 0
         for subscription in queryset:
             done += _run(
@@ -460,9 +502,16 @@ class SubscriptionAdmin(AuditedModelAdmin):
             )
         if done:
             messages.success(request, f"{done} subscription(s) will end at the end of their period.")
+        return None
 
-    @admin.action(description="Renew elapsed periods now", permissions=["change"])
-    def renew_now(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+    @admin.action(description="Renew elapsed periods now…", permissions=["change"])
+    def renew_now(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> TemplateResponse | None:
+        consequence = (
+            "Every period that has ended is rolled forward now: each new period's invoice is created, numbered and "
+            "e-mailed (finalised invoices cannot be deleted, only voided), and subscriptions set to cancel end."
+        )
+        if (page := self._confirm(request, queryset, "renew_now", consequence)) is not None:
+            return page
         invoices = []
         for subscription in queryset:
             _run(
@@ -476,6 +525,7 @@ class SubscriptionAdmin(AuditedModelAdmin):
             )
         made = [str(i) for i in invoices if i is not None]
         messages.info(request, f"Renewed: {', '.join(made)}." if made else "Nothing was due for renewal.")
+        return None
 
 
 # --- Invoices, payments -----------------------------------------------------------------------------
@@ -525,6 +575,161 @@ class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline):
         return format_money(obj.tax_amount, obj.currency)
 
 
+class OneOffInvoiceForm(forms.Form):
+    organization = forms.ModelChoiceField(queryset=Organization.objects.order_by("name"), label="customer")
+    currency = forms.CharField(
+        max_length=3,
+        required=False,
+        help_text="ISO code, e.g. EUR. Empty: the currency of the customer's current subscription.",
+    )
+    tax_rate = forms.ModelChoiceField(
+        queryset=TaxRate.objects.filter(active=True),
+        required=False,
+        empty_label="the customer's own rate",
+    )
+    memo = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        organization = data.get("organization")
+        typed = (data.get("currency") or "").strip()
+        if typed:
+            try:
+                data["currency"] = normalize_currency(typed)
+            except ApplicationError as exc:
+                self.add_error("currency", exc.message)
+        elif organization is not None:
+            subscription = (
+                Subscription.objects.filter(customer__organization=organization, status__in=Subscription.LIVE_STATUSES)
+                .select_related("plan")
+                .first()
+            )
+            if subscription is None:
+                self.add_error(
+                    "currency", f"{organization} has no current subscription to take the currency from; type one."
+                )
+            else:
+                data["currency"] = subscription.plan.currency
+        return data
+
+
+class OneOffLineForm(forms.Form):
+    description = forms.CharField(max_length=500)
+    amount = MoneyInput(label="unit amount", help_text="")
+    quantity = forms.IntegerField(min_value=1, initial=1)
+
+
+class OneOffLineFormSet(forms.BaseFormSet):
+    def lines(self, currency: str) -> list[services.LineInput] | None:
+        """The typed lines, each amount checked against ``currency`` (errors go on the line); None when invalid."""
+        lines = []
+        for form in self.forms:
+            data = form.cleaned_data
+            if not data:  # an empty extra row
+                continue
+            try:
+                to_minor(data["amount"].strip(), currency)
+            except ApplicationError as exc:
+                form.add_error("amount", exc.message)
+                continue
+            lines.append(
+                services.LineInput(
+                    description=data["description"], amount=data["amount"].strip(), quantity=data["quantity"]
+                )
+            )
+        if any(form.errors for form in self.forms):
+            return None
+        if not lines:
+            self._non_form_errors = self.error_class(["Add at least one line."])  # type: ignore[assignment]
+            return None
+        return lines
+
+
+def _typed_rows(data: Any) -> list[dict[str, str]]:
+    """The non-empty line rows of a posted one-off invoice form, in order."""
+    total = str(data.get("lines-TOTAL_FORMS", "0"))
+    rows = []
+    for i in range(min(int(total) if total.isdigit() else 0, 100)):
+        row = {name: data.get(f"lines-{i}-{name}", "") for name in ("description", "amount", "quantity")}
+        if row["description"].strip() or row["amount"].strip():
+            rows.append(row)
+    return rows
+
+
+OneOffLines = forms.formset_factory(OneOffLineForm, formset=OneOffLineFormSet, extra=3)
+
+
+# What each invoice action does, for its confirmation page; the statuses it applies to.
+INVOICE_ACTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "finalize": (
+        "Finalise",
+        "Each draft gets the next invoice number of the year and a due date; customer credit is applied and the "
+        "invoice is e-mailed to the billing contact. A number cannot be taken back: a finalised invoice can "
+        "only be voided or credited afterwards.",
+        (Invoice.Status.DRAFT,),
+    ),
+    "void": (
+        "Void",
+        "The invoices are voided: nothing is owed on them any more, credit they used goes back to the customer, "
+        "and their numbers stay used. This cannot be undone; invoice the customer again if it was a mistake.",
+        (Invoice.Status.DRAFT, Invoice.Status.OPEN),
+    ),
+    "mark_paid": (
+        "Mark paid",
+        "A manual payment of the whole remaining amount is recorded on each invoice (money received outside "
+        "Stripe), the customer is e-mailed, and a suspended organisation resumes once nothing is overdue. "
+        "Undo only by refunding the payment.",
+        (Invoice.Status.OPEN,),
+    ),
+    "mark_uncollectible": (
+        "Mark uncollectible",
+        "The invoices are written off as uncollectible: dunning stops for them and no more reminders are sent. "
+        "This cannot be undone.",
+        (Invoice.Status.OPEN,),
+    ),
+}
+
+
+class VoidReasonForm(forms.Form):
+    reason = forms.CharField(max_length=200, required=False, help_text="Recorded in the audit log.")
+
+
+def _invoice_total(invoice: Invoice) -> int:
+    """What the invoice comes to: a draft's totals are only computed when it is finalised, so add its lines."""
+    if invoice.status != Invoice.Status.DRAFT:
+        return invoice.total
+    return sum(line.amount + line.tax_amount for line in invoice.lines.all())
+
+
+def _confirmation(
+    admin_view: admin.ModelAdmin,  # type: ignore[type-arg]
+    request: HttpRequest,
+    *,
+    action: str,
+    title: str,
+    consequence: str,
+    headers: list[str],
+    rows: list[tuple[Any, list[str], str]],
+    form: forms.Form | None = None,
+) -> TemplateResponse:
+    """A page like Django's delete confirmation: what is selected, what will happen, Confirm or Cancel.
+
+    ``rows`` are (object, cells, note): a note says why the action will not apply to that object."""
+    context = {
+        **admin_view.admin_site.each_context(request),
+        "title": title,
+        "action": action,
+        "consequence": consequence,
+        "headers": headers,
+        "rows": [{"pk": obj.pk, "cells": cells, "note": note} for obj, cells, note in rows],
+        "applicable": sum(1 for _, _, note in rows if not note),
+        "form": form,
+        "opts": admin_view.model._meta,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "billing/admin/action_confirm.html", context)
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(AuditedModelAdmin):
     list_display = (
@@ -546,8 +751,56 @@ class InvoiceAdmin(AuditedModelAdmin):
     readonly_fields = [_money_or_field(f.name, INVOICE_MONEY_FIELDS) for f in Invoice._meta.fields] + ["print_link"]
     actions = ["finalize", "void", "mark_paid", "mark_uncollectible", "credit_note"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # invoices come from subscriptions, or from services for one-off charges
+    change_list_template = "billing/admin/invoice_change_list.html"
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        # Subscriptions make their own invoices; "Add" is a one-off draft made by the service, never a bare row.
+        return self.one_off_view(request)
+
+    def one_off_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise DjangoPermissionDenied
+        posted = request.method == "POST"
+        if posted and "more_lines" in request.POST:
+            # Three more empty rows, keeping what was typed, unvalidated (no JavaScript on this page).
+            form = OneOffInvoiceForm(initial=request.POST.dict())
+            lines = cast(OneOffLineFormSet, OneOffLines(initial=_typed_rows(request.POST), prefix="lines"))
+            posted = False
+        else:
+            form = OneOffInvoiceForm(request.POST if posted else None)
+            lines = cast(OneOffLineFormSet, OneOffLines(request.POST if posted else None, prefix="lines"))
+        if posted and form.is_valid() & lines.is_valid():
+            data = form.cleaned_data
+            typed = lines.lines(data["currency"])
+            if typed is not None:
+                try:
+                    invoice = services.invoice_draft_create(
+                        organization_id=data["organization"].pk,
+                        currency=data["currency"],
+                        lines=typed,
+                        memo=data["memo"],
+                        tax_rate_id=data["tax_rate"].pk if data["tax_rate"] else None,
+                        actor=Actor.for_user(request.user),
+                        request=request,
+                    )
+                except ApplicationError as exc:
+                    form.add_error(None, exc.message)
+                else:
+                    total = format_money(_invoice_total(invoice), invoice.currency)
+                    messages.success(
+                        request,
+                        f"Draft invoice for {invoice.customer} created: {total} with tax. "
+                        "Check it, then finalise it from the invoice list.",
+                    )
+                    return HttpResponseRedirect(reverse("admin:billing_invoice_change", args=[invoice.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "New one-off invoice",
+            "form": form,
+            "lines": lines,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "billing/admin/one_off_invoice.html", context)
 
     def has_delete_permission(self, request: HttpRequest, obj: Invoice | None = None) -> bool:
         # Only a draft (no number yet) may go; an issued invoice is voided instead, so numbers have no gaps.
@@ -580,8 +833,40 @@ class InvoiceAdmin(AuditedModelAdmin):
         if done:
             messages.success(request, f"{done} invoice(s) {verb}.")
 
-    @admin.action(description="Finalise (number, due date, e-mail)", permissions=["finalize"])
-    def finalize(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+    def _confirm(
+        self, request: HttpRequest, queryset: QuerySet[Invoice], action: str, form: forms.Form | None = None
+    ) -> TemplateResponse | None:
+        """The confirmation page of an irreversible invoice action, or None once confirmed (and the form valid)."""
+        if "confirm" in request.POST and (form is None or form.is_valid()):
+            return None
+        label, consequence, statuses = INVOICE_ACTIONS[action]
+        rows = []
+        for invoice in queryset.select_related("customer").prefetch_related("lines").order_by("created_at"):
+            note = "" if invoice.status in statuses else f"skipped: it is {invoice.get_status_display().lower()}"
+            cells = [
+                str(invoice),
+                str(invoice.customer),
+                invoice.get_status_display(),
+                format_money(_invoice_total(invoice), invoice.currency),
+                format_money(invoice.amount_remaining, invoice.currency)
+                if invoice.status == Invoice.Status.OPEN else "-",
+            ]  # fmt: skip
+            rows.append((invoice, cells, note))
+        return _confirmation(
+            self,
+            request,
+            action=action,
+            title=f"{label}: are you sure?",
+            consequence=consequence,
+            headers=["invoice", "customer", "status", "total", "remaining"],
+            rows=rows,
+            form=form,
+        )
+
+    @admin.action(description="Finalise (number, due date, e-mail)…", permissions=["finalize"])
+    def finalize(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> TemplateResponse | None:
+        if (page := self._confirm(request, queryset, "finalize")) is not None:
+            return page
         actor = Actor.for_user(request.user)
         self._each(
             request,
@@ -589,21 +874,27 @@ class InvoiceAdmin(AuditedModelAdmin):
             "finalised",
             lambda i: services.invoice_finalize(invoice_id=i.pk, actor=actor, request=request),
         )
+        return None
 
-    @admin.action(description="Void", permissions=["finalize"])
-    def void(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+    @admin.action(description="Void…", permissions=["finalize"])
+    def void(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> TemplateResponse | None:
+        form = VoidReasonForm(request.POST if "confirm" in request.POST else None)
+        if (page := self._confirm(request, queryset, "void", form)) is not None:
+            return page
         actor = Actor.for_user(request.user)
+        reason = form.cleaned_data["reason"].strip() or "voided in the admin"
         self._each(
             request,
             queryset,
             "voided",
-            lambda i: services.invoice_void(
-                invoice_id=i.pk, actor=actor, reason="voided in the admin", request=request
-            ),
+            lambda i: services.invoice_void(invoice_id=i.pk, actor=actor, reason=reason, request=request),
         )
+        return None
 
-    @admin.action(description="Mark paid (payment received outside Stripe)", permissions=["finalize"])
-    def mark_paid(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+    @admin.action(description="Mark paid (payment received outside Stripe)…", permissions=["finalize"])
+    def mark_paid(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> TemplateResponse | None:
+        if (page := self._confirm(request, queryset, "mark_paid")) is not None:
+            return page
         actor = Actor.for_user(request.user)
         self._each(
             request,
@@ -611,9 +902,12 @@ class InvoiceAdmin(AuditedModelAdmin):
             "marked paid",
             lambda i: services.invoice_mark_paid(invoice_id=i.pk, actor=actor, request=request),
         )
+        return None
 
-    @admin.action(description="Mark uncollectible", permissions=["finalize"])
-    def mark_uncollectible(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+    @admin.action(description="Mark uncollectible…", permissions=["finalize"])
+    def mark_uncollectible(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> TemplateResponse | None:
+        if (page := self._confirm(request, queryset, "mark_uncollectible")) is not None:
+            return page
         actor = Actor.for_user(request.user)
         self._each(
             request,
@@ -621,6 +915,7 @@ class InvoiceAdmin(AuditedModelAdmin):
             "marked uncollectible",
             lambda i: services.invoice_mark_uncollectible(invoice_id=i.pk, actor=actor, request=request),
         )
+        return None
 
     @admin.action(description="Issue a credit note…", permissions=["finalize"])
     def credit_note(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> HttpResponse | None:

@@ -34,6 +34,7 @@ from billing.models import (
     Plan,
     Refund,
     Subscription,
+    TaxRate,
     UsageReading,
 )
 from billing.money import format_money, normalize_currency, to_minor, to_stripe_amount
@@ -444,16 +445,24 @@ def invoice_draft_create(
     lines: list[LineInput],
     actor: Actor,
     memo: str = "",
+    tax_rate_id: int | None = None,
     request: HttpRequest | None = None,
 ) -> Invoice:
-    """A manual draft invoice (one-off charges); amounts in major units, checked against the currency."""
+    """A manual draft invoice (one-off charges); amounts in major units, checked against the currency.
+
+    The lines carry ``tax_rate_id`` when given (an active rate), else the customer's own rate."""
     code = normalize_currency(currency)
     if not lines:
         raise ValidationError("An invoice needs at least one line.", code="no_lines")
     customer = customer_ensure(request=request, organization_id=organization_id, actor=actor)
+    tax_rate = customer.tax_rate
+    if tax_rate_id is not None:
+        tax_rate = TaxRate.objects.filter(pk=tax_rate_id, active=True).first()
+        if tax_rate is None:
+            raise ValidationError(f"There is no active tax rate {tax_rate_id}.", code="tax_rate_not_found")
     invoice = Invoice(customer=customer, currency=code, billing_reason=Invoice.Reason.MANUAL, memo=memo)
     _clean_save(invoice)
-    percentage = customer.tax_rate.percentage if customer.tax_rate else None
+    percentage = tax_rate.percentage if tax_rate else None
     for item in lines:
         if not item.description.strip():
             raise ValidationError("Every invoice line needs a description.", code="line_description")
@@ -467,7 +476,7 @@ def invoice_draft_create(
             quantity=item.quantity,
             amount=amount,
             currency=code,
-            tax_rate=customer.tax_rate,
+            tax_rate=tax_rate,
             tax_amount=line_tax(amount, percentage),
         )
         _clean_save(line)

@@ -10,7 +10,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.utils import timezone
 
 from billing import selectors, services
-from billing.models import CreditNote, Invoice, Payment, Plan, Product, Subscription
+from billing.models import CreditNote, Invoice, Payment, Plan, Product, Subscription, TaxRate
 from billing.money import from_minor
 from ghostcrm.audit.models import AuditEvent
 from tests.billing.conftest import ACTOR, make_organization, make_plan
@@ -86,12 +86,14 @@ def test_invoice_actions_and_printable_page(admin_session: Any, subscription: Su
     assert "@media print" in html and "30.00 EUR" in html
 
     changelist = "/admin/billing/invoice/"
-    response = admin_session.post(changelist, {"action": "finalize", ACTION_CHECKBOX_NAME: [invoice.pk]}, follow=True)
+    finalize = {"action": "finalize", ACTION_CHECKBOX_NAME: [invoice.pk], "confirm": "1"}
+    response = admin_session.post(changelist, finalize, follow=True)
     assert "only drafts can be finalised" in response.content.decode()
-    admin_session.post(changelist, {"action": "mark_paid", ACTION_CHECKBOX_NAME: [invoice.pk]})
+    admin_session.post(changelist, {"action": "mark_paid", ACTION_CHECKBOX_NAME: [invoice.pk], "confirm": "1"})
     invoice.refresh_from_db()
     assert invoice.status == "paid"
-    response = admin_session.post(changelist, {"action": "void", ACTION_CHECKBOX_NAME: [invoice.pk]}, follow=True)
+    void = {"action": "void", ACTION_CHECKBOX_NAME: [invoice.pk], "confirm": "1", "reason": ""}
+    response = admin_session.post(changelist, void, follow=True)
     assert "only draft or open invoices can be voided" in response.content.decode()
 
     payment = Payment.objects.get()
@@ -121,14 +123,14 @@ def test_support_staff_cannot_finalise_or_refund(
     response = client.get("/admin/billing/invoice/")
     assert response.status_code == 200
     assert 'value="finalize"' not in response.content.decode()
-    client.post("/admin/billing/invoice/", {"action": "mark_paid", ACTION_CHECKBOX_NAME: [invoice.pk]})
+    client.post("/admin/billing/invoice/", {"action": "mark_paid", ACTION_CHECKBOX_NAME: [invoice.pk], "confirm": "1"})
     invoice.refresh_from_db()
     assert invoice.status == "open"
     assert client.get("/admin/billing/revenuedashboard/").status_code == 200
 
     billing = django_user_model.objects.create_user(email="billing@ghostcrm.test", password="y" * 16, role="billing")
     login_with_verified_otp(client, billing)
-    client.post("/admin/billing/invoice/", {"action": "mark_paid", ACTION_CHECKBOX_NAME: [invoice.pk]})
+    client.post("/admin/billing/invoice/", {"action": "mark_paid", ACTION_CHECKBOX_NAME: [invoice.pk], "confirm": "1"})
     invoice.refresh_from_db()
     assert invoice.status == "paid"
 
@@ -404,3 +406,103 @@ def test_admin_billing_changes_are_audited_with_the_client_address(
         assert (event.actor_type, event.actor_id) == ("user", str(super_admin.pk)), event.action
     # The subscription's own invoice, made by a service called outside any request, has no address.
     assert AuditEvent.objects.get(action="billing.invoice.finalize").ip_address is None
+
+
+def test_invoice_actions_ask_for_confirmation_first(admin_session: Any, subscription: Subscription) -> None:
+    invoice = Invoice.objects.get()  # open, 30.00 EUR
+    changelist = "/admin/billing/invoice/"
+    for action, words in (
+        ("mark_paid", "manual payment of the whole remaining amount"),
+        ("mark_uncollectible", "written off as uncollectible"),
+        ("void", "This cannot be undone"),
+        ("finalize", "A number cannot be taken back"),
+    ):
+        page = admin_session.post(changelist, {"action": action, ACTION_CHECKBOX_NAME: [invoice.pk]})
+        html = page.content.decode()
+        assert page.status_code == 200 and words in html, action
+        assert invoice.number in html and "30.00 EUR" in html
+        invoice.refresh_from_db()
+        assert invoice.status == "open", action  # nothing happened yet
+    finalize_page = admin_session.post(changelist, {"action": "finalize", ACTION_CHECKBOX_NAME: [invoice.pk]})
+    assert "skipped: it is open" in finalize_page.content.decode()
+    assert 'name="confirm"' not in finalize_page.content.decode()  # nothing selected can be finalised
+
+    void_page = admin_session.post(changelist, {"action": "void", ACTION_CHECKBOX_NAME: [invoice.pk]}).content.decode()
+    assert 'name="confirm"' in void_page and 'name="reason"' in void_page
+    done = admin_session.post(
+        changelist, {"action": "void", ACTION_CHECKBOX_NAME: [invoice.pk], "confirm": "1", "reason": "sent twice"}
+    )
+    assert done.status_code == 302
+    invoice.refresh_from_db()
+    assert invoice.status == "void"
+    assert AuditEvent.objects.get(action="billing.invoice.void").message == "sent twice"
+
+
+def test_subscription_cancel_and_renew_ask_for_confirmation(admin_session: Any, subscription: Subscription) -> None:
+    changelist = "/admin/billing/subscription/"
+    page = admin_session.post(changelist, {"action": "cancel_at_end", ACTION_CHECKBOX_NAME: [subscription.pk]})
+    assert "ends at the end of its current period" in page.content.decode() and "Globex" in page.content.decode()
+    subscription.refresh_from_db()
+    assert not subscription.cancel_at_period_end
+    renew = admin_session.post(changelist, {"action": "renew_now", ACTION_CHECKBOX_NAME: [subscription.pk]})
+    assert "nothing due: its period has not ended" in renew.content.decode()
+    admin_session.post(changelist, {"action": "cancel_at_end", ACTION_CHECKBOX_NAME: [subscription.pk], "confirm": "1"})
+    subscription.refresh_from_db()
+    assert subscription.cancel_at_period_end
+
+
+def one_off(organization: Any, **overrides: Any) -> dict[str, Any]:
+    form = {
+        "organization": organization.pk, "currency": "", "tax_rate": "", "memo": "",
+        "lines-TOTAL_FORMS": "3", "lines-INITIAL_FORMS": "0", "lines-MIN_NUM_FORMS": "0", "lines-MAX_NUM_FORMS": "1000",
+        "lines-0-description": "Onboarding workshop", "lines-0-amount": "450.00", "lines-0-quantity": "2",
+        "lines-1-description": "Data import", "lines-1-amount": "99.99", "lines-1-quantity": "1",
+        "lines-2-description": "", "lines-2-amount": "", "lines-2-quantity": "1",
+    }  # fmt: skip
+    return {**form, **overrides}
+
+
+def test_a_one_off_invoice_from_the_admin(admin_session: Any, subscription: Subscription) -> None:
+    organization = subscription.customer.organization
+    changelist = admin_session.get("/admin/billing/invoice/").content.decode()
+    assert "New one-off invoice" in changelist and "/admin/billing/invoice/add/" in changelist
+    assert admin_session.get("/admin/billing/invoice/add/").status_code == 200
+    before = Invoice.objects.count()
+
+    scaled = admin_session.post("/admin/billing/invoice/add/", one_off(organization, **{"lines-1-amount": "99.999"}))
+    assert "99.999 has more decimals than EUR allows (2)." in scaled.content.decode()
+    unknown = admin_session.post("/admin/billing/invoice/add/", one_off(organization, currency="EUX"))
+    assert "is not a known ISO 4217 currency code" in unknown.content.decode()
+    yen = admin_session.post("/admin/billing/invoice/add/", one_off(organization, currency="jpy"))
+    assert "more decimals than JPY allows (0)" in yen.content.decode()
+    empty = one_off(organization, **{"lines-0-description": "", "lines-0-amount": "", "lines-0-quantity": "1",
+                                     "lines-1-description": "", "lines-1-amount": ""})  # fmt: skip
+    assert "Add at least one line." in admin_session.post("/admin/billing/invoice/add/", empty).content.decode()
+    lonely = make_organization(name="No subscription")
+    no_currency = admin_session.post("/admin/billing/invoice/add/", one_off(lonely))
+    assert "has no current subscription to take the currency from" in no_currency.content.decode()
+    assert Invoice.objects.count() == before  # nothing half-written
+
+    more = admin_session.post("/admin/billing/invoice/add/", one_off(organization, more_lines="1")).content.decode()
+    assert 'value="Onboarding workshop"' in more and 'name="lines-4-description"' in more
+    assert "errornote" not in more
+
+    rate = TaxRate.objects.create(name="VAT", percentage="20.00", country="FR")
+    created = admin_session.post("/admin/billing/invoice/add/", one_off(organization, tax_rate=rate.pk))
+    assert created.status_code == 302
+    invoice = Invoice.objects.get(billing_reason="manual")
+    assert (invoice.status, invoice.currency, invoice.customer_id) == ("draft", "EUR", subscription.customer_id)
+    lines = sorted(invoice.lines.values_list("description", "quantity", "amount", "tax_amount", "tax_rate_id"))
+    assert lines == [("Data import", 1, 9999, 2000, rate.pk), ("Onboarding workshop", 2, 90000, 18000, rate.pk)]
+    assert AuditEvent.objects.filter(action="billing.invoice.create", target_id=str(invoice.pk)).exists()
+    usd = admin_session.post("/admin/billing/invoice/add/", one_off(lonely, currency="usd"))
+    assert usd.status_code == 302
+    assert Invoice.objects.filter(billing_reason="manual", currency="USD", customer__organization=lonely).exists()
+
+
+def test_support_cannot_create_one_off_invoices(
+    client: Any, django_user_model: Any, subscription: Subscription
+) -> None:
+    support = staff(client, django_user_model, "support")
+    assert support.get("/admin/billing/invoice/add/").status_code == 403
+    assert "New one-off invoice" not in support.get("/admin/billing/invoice/").content.decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -179,3 +180,113 @@ def test_admin_list_reads_who_changed_each_setting_in_the_same_query(
     with django_assert_max_num_queries(len(one_row.captured_queries)):
         page = admin_session.get(url)
     assert all(f"editor-{n}@ghostcrm.test" in page.content.decode() for n in range(3))
+
+
+# --- The list of declared settings ------------------------------------------------------------------------
+
+LIST_URL = reverse("admin:core_systemsetting_changelist")
+
+
+def _declared_row(page: str, key: str) -> str:
+    """The declared-settings table's row for ``key`` (the stored-rows list below has no data-key)."""
+    match = re.search(rf'<tr class="(?:stored|default)" data-key="{re.escape(key)}">(.*?)</tr>', page, re.S)
+    assert match is not None, f"no declared row for {key}"
+    return match.group(1)
+
+
+@pytest.mark.django_db
+def test_admin_list_shows_every_declared_setting_with_its_default_before_any_override(admin_session: Client) -> None:
+    page = admin_session.get(LIST_URL).content.decode()
+    assert not SystemSetting.objects.exists()
+    assert "<h1>System settings</h1>" in page
+    for key in REGISTRY:
+        _declared_row(page, key)
+    row = _declared_row(page, "tests.batch_size")
+    assert "a whole number" in row and "at least 1; at most 500" in row
+    assert '<td class="value"><code>50</code>' in row and '<span class="source">default</span>' in row
+    assert '<td class="default"><code>50</code></td>' in row and "Rows per batch." in row
+    assert f'<a href="{ADD_URL}?key=tests.batch_size">Override</a>' in row
+    assert "one of fast, safe" in _declared_row(page, "tests.mode")
+    assert "<code>[]</code>" in _declared_row(page, "tests.names")
+
+
+@pytest.mark.django_db
+def test_admin_list_marks_overridden_values_and_links_to_their_change_page(admin_session: Client) -> None:
+    system_setting_set(key="tests.mode", value="safe", actor=Actor.system("tests"))
+    stored = SystemSetting.objects.get(key="tests.mode")
+    page = admin_session.get(LIST_URL).content.decode()
+    row = _declared_row(page, "tests.mode")
+    assert '<td class="value"><code>safe</code>' in row and "overridden" in row
+    assert '<td class="default"><code>fast</code></td>' in row
+    change = reverse("admin:core_systemsetting_change", args=[stored.pk])
+    assert f'<a href="{change}">Change</a>' in row and "Override" not in row
+    # The stored rows stay listed below the declared table, with who changed them.
+    assert page.index('id="declared-settings"') < page.index('id="result_list"')
+    assert f'href="{change}"' in page[page.index('id="result_list"') :]
+
+
+@pytest.mark.django_db
+def test_admin_list_flags_a_stored_value_its_declaration_no_longer_accepts(admin_session: Client) -> None:
+    SystemSetting.objects.create(key="tests.batch_size", value="900")  # stored before max_value became 500
+    row = _declared_row(admin_session.get(LIST_URL).content.decode(), "tests.batch_size")
+    assert "<code>900</code>" in row and "tests.batch_size must be at most 500." in row
+
+
+@pytest.mark.django_db
+def test_admin_list_escapes_declared_text_and_stored_values(admin_session: Client) -> None:
+    register(SettingSpec("tests.markup", str, "<b>bold</b>", "Says <script>alert(1)</script> & more."))
+    try:
+        SystemSetting.objects.create(key="tests.mode", value="<img src=x onerror=alert(2)>")
+        page = admin_session.get(LIST_URL).content.decode()
+    finally:
+        REGISTRY.pop("tests.markup", None)
+    row = _declared_row(page, "tests.markup")
+    assert "&lt;b&gt;bold&lt;/b&gt;" in row and "Says &lt;script&gt;alert(1)&lt;/script&gt; &amp; more." in row
+    assert "<script>alert(1)" not in page and "<b>bold</b>" not in page
+    assert "&lt;img src=x onerror=alert(2)&gt;" in _declared_row(page, "tests.mode")
+    assert "<img src=x" not in page
+
+
+@pytest.mark.django_db
+def test_admin_list_search_narrows_the_declared_table_too(admin_session: Client) -> None:
+    page = admin_session.get(LIST_URL, {"q": "BATCH"}).content.decode()
+    _declared_row(page, "tests.batch_size")
+    assert 'data-key="tests.mode"' not in page
+    assert "No declared setting matches" in admin_session.get(LIST_URL, {"q": "zzz-none"}).content.decode()
+
+
+@pytest.mark.django_db
+def test_add_form_preselects_the_key_and_starts_from_the_default(admin_session: Client) -> None:
+    page = admin_session.get(ADD_URL, {"key": "tests.batch_size"}).content.decode()
+    assert '<option value="tests.batch_size" selected>' in page
+    assert re.search(r'<textarea name="value"[^>]*>\s*50</textarea>', page)
+    assert "Rows per batch. Expects a whole number; default 50." in page
+    # Unknown keys preselect nothing and are refused on save as before.
+    unknown = admin_session.get(ADD_URL, {"key": "nope"}).content.decode()
+    select = re.search(r'<select name="key".*?</select>', unknown, re.S)
+    assert select is not None and " selected" not in select.group(0)
+    response = admin_session.post(f"{ADD_URL}?key=tests.batch_size", {"key": "tests.batch_size", "value": "70"})
+    assert response.status_code == 302 and setting_value("tests.batch_size") == 70
+    assert AuditEvent.objects.get(action="admin.add").after["value"] == "70"
+
+
+@pytest.mark.django_db
+def test_override_link_of_a_setting_stored_meanwhile_opens_its_change_page(admin_session: Client) -> None:
+    system_setting_set(key="tests.enabled", value=True, actor=Actor.system("tests"))
+    stored = SystemSetting.objects.get(key="tests.enabled")
+    response = admin_session.get(ADD_URL, {"key": "tests.enabled"})
+    assert response.status_code == 302
+    assert response.url == reverse("admin:core_systemsetting_change", args=[stored.pk])
+
+
+@pytest.mark.django_db
+def test_read_only_roles_see_the_declared_table_without_override_links(client: Client) -> None:
+    from ghostcrm.accounts.models import Role, User
+    from tests.conftest import login_with_verified_otp
+
+    support = User.objects.create_user(email="sam@ghostcrm.test", password="x" * 16, role=Role.SUPPORT)
+    system_setting_set(key="tests.mode", value="safe", actor=Actor.system("tests"))
+    stored = SystemSetting.objects.get(key="tests.mode")
+    page = login_with_verified_otp(client, support).get(LIST_URL).content.decode()
+    assert "Override" not in _declared_row(page, "tests.batch_size")
+    assert f'<a href="{reverse("admin:core_systemsetting_change", args=[stored.pk])}">View</a>' in page

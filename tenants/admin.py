@@ -336,7 +336,11 @@ def _retry_url(organization: Organization) -> str:
 
 
 def time_to_active_chart(hourly: list[dict[str, Any]], *, width: int = 720, height: int = 200) -> dict[str, Any]:
-    """Bars for p95 and p50 time to active per hour over the last day, as inline-SVG geometry."""
+    """Bars for p95 and p50 time to active per hour over the last day, as inline-SVG geometry.
+
+    The hours are rolling (they end now, e.g. at 20:19), so the axis marks instants, not hours: a tick and a
+    time (UTC) on the boundary where a bucket ends, every fourth one counted back from the last (now).
+    """
     top = max([bucket["p95"] or 0 for bucket in hourly] + [1.0])
     pad_left, pad_bottom = 48, 20
     plot_w, plot_h = width - pad_left - 8, height - pad_bottom - 8
@@ -356,13 +360,21 @@ def time_to_active_chart(hourly: list[dict[str, Any]], *, width: int = 720, heig
                     "y": round(8 + plot_h - bar_h, 1),
                     "w": round(slot * (1 - 2 * inset), 1),
                     "h": round(bar_h, 1),
-                    "title": f"{bucket['start']:%H:%M} UTC: {key} {format_duration(value)} ({bucket['count']} active)",
+                    "title": (
+                        f"{bucket['start']:%H:%M}-{bucket['end']:%H:%M} UTC: {key} {format_duration(value)} "
+                        f"({bucket['count']} active)"
+                    ),
                 }
             )
     labels = [
-        {"x": round(pad_left + i * slot + slot / 2, 1), "text": f"{bucket['start']:%H}h"}
+        {
+            "x": round(pad_left + (i + 1) * slot, 1),
+            "text": f"{bucket['end']:%H:%M}",
+            # The last time sits on the right edge of the plot: anchored at its end so it is not cut off.
+            "anchor": "end" if i == len(hourly) - 1 else "middle",
+        }
         for i, bucket in enumerate(hourly)
-        if i % 4 == 0
+        if (len(hourly) - 1 - i) % 4 == 0
     ]
     return {
         "width": width,

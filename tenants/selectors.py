@@ -84,8 +84,12 @@ class DashboardStats:
 
 
 def provisioning_dashboard(*, now: dt.datetime | None = None) -> DashboardStats:
-    """Counts per state, time to active over the last day (overall and per hour), failures, queue state."""
-    now = now or timezone.now()
+    """Counts per state, time to active over the last day (overall and per hour), failures, queue state.
+
+    The hours are rolling: 24 one-hour buckets ``[start, end)`` counted back from ``now`` (the last one also
+    takes an activation at ``now`` itself), in UTC, so together they cover exactly the overall figures' day.
+    """
+    now = (now or timezone.now()).astimezone(dt.UTC)
     since = now - dt.timedelta(days=1)
     counts = {status: 0 for status in Status.values}
     for row in Organization.objects.values("status").annotate(n=Count("id")):
@@ -102,9 +106,15 @@ def provisioning_dashboard(*, now: dt.datetime | None = None) -> DashboardStats:
     for hour in range(24):
         start = since + dt.timedelta(hours=hour)
         end = start + dt.timedelta(hours=1)
-        bucket = [(a - c).total_seconds() for c, a in activated if start <= a < end]
+        bucket = [(a - c).total_seconds() for c, a in activated if start <= a < end or (hour == 23 and a == now)]
         hourly.append(
-            {"start": start, "count": len(bucket), "p50": percentile(bucket, 0.5), "p95": percentile(bucket, 0.95)}
+            {
+                "start": start,
+                "end": end,
+                "count": len(bucket),
+                "p50": percentile(bucket, 0.5),
+                "p95": percentile(bucket, 0.95),
+            }
         )
     failures = list(Organization.objects.filter(status=Status.FAILED).order_by("-status_changed_at")[:10])
     return DashboardStats(

@@ -174,6 +174,8 @@ def test_dashboard_renders_counts_queue_chart_and_failures_with_retry(admin_sess
     assert page.status_code == 200
     html = page.content.decode()
     assert '<svg class="gc-chart"' in html and 'class="p95"' in html and 'class="p50"' in html
+    ends = [label["text"] for label in page.context["chart"]["labels"]]
+    assert ends[-1] == f"{page.context['stats'].hourly[-1]['end']:%H:%M}" and f">{ends[-1]}</text>" in html
     assert "bad template" in html and reverse("admin:tenants_organization_retry", args=[failed.pk]) in html
     stats = page.context["stats"]
     assert stats.counts["active"] == 5 and stats.counts["failed"] == 1
@@ -191,14 +193,51 @@ def test_percentiles_and_chart_geometry() -> None:
     assert percentile([1, 2, 3, 4], 0.5) == 2.5
     assert percentile([5], 0.95) == 5
     start = timezone.now()
-    hourly = [{"start": start, "count": 0, "p50": None, "p95": None} for _ in range(24)]
-    hourly[3] = {"start": start, "count": 2, "p50": 10.0, "p95": 20.0}
+    end = start + dt.timedelta(hours=1)
+    hourly = [{"start": start, "end": end, "count": 0, "p50": None, "p95": None} for _ in range(24)]
+    hourly[3] = {"start": start, "end": end, "count": 2, "p50": 10.0, "p95": 20.0}
     chart = time_to_active_chart(hourly)
     assert [bar["series"] for bar in chart["bars"]] == ["p95", "p50"]
     p95, p50 = chart["bars"]
     assert p95["h"] == pytest.approx(2 * p50["h"])  # bar height is proportional to the value
     assert not chart["empty"]
     assert provisioning_dashboard().activated_last_day == 0
+
+
+def test_the_chart_axis_marks_the_ends_of_the_rolling_hours_it_counts() -> None:
+    """Buckets are the hours counted back from now (20:19 UTC here); each axis time is where a bucket ends."""
+    now = dt.datetime(2026, 11, 24, 20, 19, tzinfo=dt.UTC)
+    activations = {
+        "Just now": now,  # the last bucket takes an activation at now itself
+        "Last hour": now - dt.timedelta(minutes=49),  # 19:30, in 19:19-20:19
+        "Tea time": dt.datetime(2026, 11, 24, 16, 10, tzinfo=dt.UTC),  # 15:19-16:19, bucket 19
+        "Yesterday": now - dt.timedelta(hours=23, minutes=50),  # 20:29 yesterday, the first bucket
+        "Too old": now - dt.timedelta(days=1, minutes=1),  # 20:18 yesterday, outside the day
+    }
+    for name, activated in activations.items():
+        _org(name, status="active", created_at=activated - dt.timedelta(seconds=30), activated_at=activated)
+    stats = provisioning_dashboard(now=now.astimezone(dt.timezone(dt.timedelta(hours=1))))  # any zone: UTC out
+    hourly = stats.hourly
+    assert [(b["start"], b["end"]) for b in (hourly[0], hourly[19], hourly[23])] == [
+        (now - dt.timedelta(hours=24), now - dt.timedelta(hours=23)),
+        (dt.datetime(2026, 11, 24, 15, 19, tzinfo=dt.UTC), dt.datetime(2026, 11, 24, 16, 19, tzinfo=dt.UTC)),
+        (now - dt.timedelta(hours=1), now),
+    ]
+    assert all(b["start"].utcoffset() == dt.timedelta(0) for b in hourly)
+    assert {i: b["count"] for i, b in enumerate(hourly) if b["count"]} == {0: 1, 19: 1, 23: 2}
+    assert stats.activated_last_day == sum(b["count"] for b in hourly) == 4
+
+    chart = time_to_active_chart(hourly)
+    slot = (720 - 48 - 8) / 24
+    # A time every fourth bucket end, counted back from the last (now), each on its bucket's right edge.
+    assert [label["text"] for label in chart["labels"]] == ["00:19", "04:19", "08:19", "12:19", "16:19", "20:19"]
+    assert [label["x"] for label in chart["labels"]] == [round(48 + (i + 1) * slot, 1) for i in (3, 7, 11, 15, 19, 23)]
+    assert [label["anchor"] for label in chart["labels"]] == ["middle"] * 5 + ["end"]
+    # The bars for 15:19-16:19 stand in the slot that ends at the 16:19 tick; the last bars end at 20:19.
+    tea = [bar for bar in chart["bars"] if bar["title"].startswith("15:19-16:19 UTC")]
+    assert len(tea) == 2 and all(48 + 19 * slot < bar["x"] < bar["x"] + bar["w"] < 48 + 20 * slot for bar in tea)
+    assert chart["labels"][4]["x"] == round(48 + 20 * slot, 1)
+    assert chart["bars"][-1]["title"] == "19:19-20:19 UTC: p50 30.0 s (2 active)"
 
 
 def test_service_key_admin_shows_the_key_once_and_revokes(admin_session: Any) -> None:

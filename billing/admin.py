@@ -576,7 +576,7 @@ class InvoiceLineInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 class OneOffInvoiceForm(forms.Form):
-    organization = forms.ModelChoiceField(queryset=Organization.objects.order_by("name"), label="customer")
+    organization = forms.ModelChoiceField(queryset=Organization.objects.order_by("name"), label="Customer")
     currency = forms.CharField(
         max_length=3,
         required=False,

@@ -471,6 +471,7 @@ def test_a_one_off_invoice_from_the_admin(admin_session: Any, subscription: Subs
 
     scaled = admin_session.post("/admin/billing/invoice/add/", one_off(organization, **{"lines-1-amount": "99.999"}))
     assert "99.999 has more decimals than EUR allows (2)." in scaled.content.decode()
+    assert "Please correct the errors in the lines below." in scaled.content.decode()
     unknown = admin_session.post("/admin/billing/invoice/add/", one_off(organization, currency="EUX"))
     assert "is not a known ISO 4217 currency code" in unknown.content.decode()
     yen = admin_session.post("/admin/billing/invoice/add/", one_off(organization, currency="jpy"))

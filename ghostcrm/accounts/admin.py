@@ -209,7 +209,7 @@ class InvitationForm(forms.Form):
 class InvitationAdmin(AuditedModelAdmin):
     list_display = ("email", "role", "organization", "state", "inviter", "created_at", "expires_at", "send_count")
     list_filter = ("state", "role", "created_at")
-    search_fields = ("email", "=organization_id")
+    search_fields = ("email", "=organization_id", "organization_name")  # organization_name: see get_queryset
     actions = ("resend", "revoke")
     list_select_related = ("inviter",)
     readonly_fields = (

@@ -352,6 +352,11 @@ def test_admin_shows_the_organisation_by_name_linked_to_its_page(admin_session, 
     assert ascending.index("crm.admin@acme.test") < ascending.index("crm.admin@zeta.test")
     descending = admin_session.get(changelist + "?o=-3").content.decode()
     assert descending.index("crm.admin@zeta.test") < descending.index("crm.admin@acme.test")
+    # Searching finds invitations by the organisation's name as well as by address or UUID.
+    found = admin_session.get(changelist, {"q": "sons"}).content.decode()  # in no address, only in Acme's name
+    assert "crm.admin@acme.test" in found and "crm.admin@zeta.test" not in found
+    by_uuid = admin_session.get(changelist, {"q": str(organization.pk)}).content.decode()
+    assert "crm.admin@acme.test" in by_uuid and "crm.admin@zeta.test" not in by_uuid
 
 
 def test_invite_user_command(capsys, organization):

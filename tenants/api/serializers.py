@@ -20,7 +20,13 @@ CALLER_ID_MESSAGE = (
 class OrganizationRequestSerializer(serializers.Serializer):
     client_name = serializers.CharField(max_length=200)
     admin_email = serializers.EmailField()
-    plan = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    plan = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Code of an active billing plan; empty for none. Another code is a 400 naming the active ones.",
+    )
 
     def to_internal_value(self, data: Any) -> Any:
         # Unknown fields are refused rather than ignored: a typo ("admin_mail") or a caller-supplied id would

@@ -158,6 +158,7 @@ def test_openapi_schema_and_docs_pages_use_local_assets() -> None:
     assert schema.status_code == 200
     text = schema.content.decode()
     assert "/api/v1/organizations/{organization_id}/suspend/" in text and "ServiceKey" in text
+    assert "Code of an active billing plan; empty for none." in text  # the request body's plan field
     for page in ("/api/docs/", "/api/redoc/"):
         html = client.get(page).content.decode()
         assert "drf_spectacular_sidecar" in html

@@ -25,7 +25,7 @@ class Command(ServiceCommand):
         parser.add_argument(
             "--admin-email", required=True, help="The client's first CRM admin, who gets an invitation."
         )
-        parser.add_argument("--plan", default="", help="Billing plan code.")
+        parser.add_argument("--plan", default="", help="Code of an active billing plan (default: no plan).")
         parser.add_argument("--wait", action="store_true", help="Follow provisioning until active or failed.")
         parser.add_argument("--timeout", type=int, default=900, help="Seconds --wait waits (default 900).")
 

@@ -56,7 +56,11 @@ def _jsonable(value: Any) -> Any:
 
 
 def model_snapshot(obj: models.Model) -> dict[str, Any]:
-    """Concrete field values of ``obj`` for before/after, with secrets redacted."""
+    """Concrete field values of ``obj`` for before/after, with secrets redacted.
+
+    A model may define ``audit_snapshot_extra() -> dict`` to add facts its redacted fields hide, e.g. which
+    secret names are set (never their values).
+    """
     redacted = ALWAYS_REDACTED | set(getattr(obj, "audit_redacted_fields", ()))
     data: dict[str, Any] = {}
     for field in obj._meta.concrete_fields:
@@ -64,6 +68,9 @@ def model_snapshot(obj: models.Model) -> dict[str, Any]:
             data[field.name] = REDACTED
         else:
             data[field.attname] = field.value_from_object(obj)
+    extra = getattr(obj, "audit_snapshot_extra", None)
+    if callable(extra):
+        data.update(extra())
     return _jsonable(data)
 
 

@@ -11,8 +11,7 @@ from django.contrib.admin.utils import model_format_dict
 from django.db import models
 from django.http import HttpRequest
 
-from ghostcrm.audit.services import audit_record
-from ghostcrm.core.snapshots import snapshot
+from ghostcrm.audit.services import audit_record, model_snapshot
 
 # How many selected ids an `admin.action` event lists ("select all" can select a whole table).
 ACTION_IDS_RECORDED = 1000
@@ -41,19 +40,19 @@ class AuditedModelAdmin(admin.ModelAdmin):
         if obj is not None:
             # The state before the admin's change, for the audit event's `before`.
             before = getattr(request, "_audit_before", {})
-            before.setdefault((type(obj), obj.pk), snapshot(obj))
+            before.setdefault((type(obj), obj.pk), model_snapshot(obj))
             request._audit_before = before  # type: ignore[attr-defined]
         return obj
 
     def log_addition(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
         entry = super().log_addition(request, obj, message)
-        audit_record(action="admin.add", target=obj, after=snapshot(obj), request=request)
+        audit_record(action="admin.add", target=obj, after=model_snapshot(obj), request=request)
         return entry
 
     def log_change(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
         entry = super().log_change(request, obj, message)
         before = getattr(request, "_audit_before", {}).get((type(obj), obj.pk))
-        audit_record(action="admin.change", target=obj, before=before, after=snapshot(obj), request=request)
+        audit_record(action="admin.change", target=obj, before=before, after=model_snapshot(obj), request=request)
         return entry
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
@@ -61,13 +60,13 @@ class AuditedModelAdmin(admin.ModelAdmin):
         model = formset.model
         pks = [f.instance.pk for f in formset.initial_forms if f.instance.pk is not None]
         # Read from the database: the form has already written the submitted values onto the instances.
-        before = {obj.pk: snapshot(obj) for obj in model._default_manager.filter(pk__in=pks)} if pks else {}
+        before = {obj.pk: model_snapshot(obj) for obj in model._default_manager.filter(pk__in=pks)} if pks else {}
         deleted_pks = {id(f.instance): f.instance.pk for f in formset.deleted_forms}
         super().save_formset(request, form, formset, change)
         for obj in formset.new_objects:
-            audit_record(action="admin.add", target=obj, after=snapshot(obj), request=request)
+            audit_record(action="admin.add", target=obj, after=model_snapshot(obj), request=request)
         for obj, _fields in formset.changed_objects:
-            after = snapshot(obj)
+            after = model_snapshot(obj)
             if after != before.get(obj.pk):  # a form can differ from its initial text yet store the same value
                 audit_record(action="admin.change", target=obj, before=before.get(obj.pk), after=after, request=request)
         for obj in formset.deleted_objects:
@@ -84,7 +83,7 @@ class AuditedModelAdmin(admin.ModelAdmin):
         objects = list(queryset)
         result = super().log_deletions(request, objects)  # type: ignore[arg-type]
         for obj in objects:
-            audit_record(action="admin.delete", target=obj, before=snapshot(obj), request=request)
+            audit_record(action="admin.delete", target=obj, before=model_snapshot(obj), request=request)
         return result
 
 

@@ -14,7 +14,7 @@ from django.db import models, router, transaction
 from django.db.models.functions import Cast
 from django.http import HttpRequest
 
-from ghostcrm.audit.services import Actor, audit_record
+from ghostcrm.audit.services import Actor, audit_record, model_snapshot
 from ghostcrm.core.errors import NotFound, ValidationError
 from ghostcrm.core.fields import (
     configured_keys,
@@ -25,7 +25,6 @@ from ghostcrm.core.fields import (
     newest_fernet,
 )
 from ghostcrm.core.models import SystemSetting
-from ghostcrm.core.snapshots import snapshot
 from ghostcrm.core.system_settings import REGISTRY, SettingSpec
 
 # --- System settings ---------------------------------------------------------------------------------
@@ -47,7 +46,7 @@ def system_setting_set(*, key: str, value: Any, actor: Actor, request: HttpReque
     raw = value if isinstance(value, str) else spec.serialize(value)
     with transaction.atomic(using=router.db_for_write(SystemSetting)):
         setting = SystemSetting.objects.select_for_update().filter(key=key).first()
-        before = snapshot(setting) if setting is not None else None
+        before = model_snapshot(setting) if setting is not None else None
         if setting is None:
             setting = SystemSetting(key=key)
         setting.value = raw
@@ -59,7 +58,7 @@ def system_setting_set(*, key: str, value: Any, actor: Actor, request: HttpReque
             raise ValidationError(" ".join(exc.messages), extra={"fields": getattr(exc, "message_dict", {})}) from None
         setting.save()
         audit_record(
-            action="system_setting.set", actor=actor, target=setting, before=before, after=snapshot(setting),
+            action="system_setting.set", actor=actor, target=setting, before=before, after=model_snapshot(setting),
             request=request,
         )  # fmt: skip
     return setting
@@ -72,7 +71,7 @@ def system_setting_reset(*, key: str, actor: Actor, request: HttpRequest | None 
         setting = SystemSetting.objects.select_for_update().filter(key=key).first()
         if setting is None:
             raise NotFound(f"System setting {key!r} has no stored value; it already uses its default.")
-        before = snapshot(setting)
+        before = model_snapshot(setting)
         audit_record(action="system_setting.reset", actor=actor, target=setting, before=before, request=request)
         setting.delete()
 

@@ -9,9 +9,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, router, transaction
 from django.http import HttpRequest
 
-from ghostcrm.audit.services import Actor, audit_record
+from ghostcrm.audit.services import Actor, audit_record, model_snapshot
 from ghostcrm.core.errors import Conflict, NotFound, ValidationError
-from ghostcrm.core.snapshots import snapshot
 from ghostcrm.integrations.models import IntegrationPreference
 from ghostcrm.integrations.providers import PROVIDERS
 from tenants.models import Organization
@@ -91,7 +90,7 @@ def integration_preference_set(
                 .filter(organization=organization, provider=provider)
                 .first()
             )
-            before = snapshot(preference) if preference is not None else None
+            before = model_snapshot(preference) if preference is not None else None
             if preference is None:
                 preference = IntegrationPreference(organization=organization, provider=provider)
             if enabled is not None:
@@ -108,7 +107,7 @@ def integration_preference_set(
                 actor=actor,
                 target=preference,
                 before=before,
-                after=snapshot(preference),
+                after=model_snapshot(preference),
                 message=f"secrets changed: {', '.join(changed)}" if changed else "",
                 request=request,
             )
@@ -150,7 +149,7 @@ def integration_secrets_rotate(
         )
         if preference is None:
             raise NotFound(f"{organization} has no {spec.label} integration to rotate; set it up first.")
-        before = snapshot(preference)
+        before = model_snapshot(preference)
         preference.secrets = dict(secrets)
         _full_clean(preference)
         preference.save()
@@ -159,7 +158,7 @@ def integration_secrets_rotate(
             actor=actor,
             target=preference,
             before=before,
-            after=snapshot(preference),
+            after=model_snapshot(preference),
             message=f"secrets replaced: {', '.join(sorted(secrets))}",
             request=request,
         )

@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +116,33 @@ def _mrr_movement(subscription: Subscription, before: int, at: dt.datetime) -> N
     )
 
 
+@contextmanager
+def _subscription_saving(
+    subscription: Subscription,
+    *,
+    action: str,
+    actor: Actor,
+    at: dt.datetime,
+    request: HttpRequest | None = None,
+    message: str = "",
+) -> Iterator[Subscription]:
+    """Change ``subscription`` inside the block; on leaving it, the row is validated and saved, its MRR change
+    goes to the ledger at ``at`` and the change is audited. An error inside the block saves nothing."""
+    before, mrr_before = model_snapshot(subscription), selectors.subscription_mrr(subscription)
+    yield subscription
+    _clean_save(subscription)
+    _mrr_movement(subscription, mrr_before, at)
+    audit_record(
+        request=request,
+        action=action,
+        actor=actor,
+        target=subscription,
+        before=before,
+        after=model_snapshot(subscription),
+        message=message,
+    )
+
+
 @transaction.atomic
 def subscription_create(
     *,
@@ -200,25 +229,21 @@ def subscription_change(
     change = selectors.subscription_change_plan(
         subscription=subscription, plan_code=plan_code, seats=seats, proration_behavior=proration_behavior, at=at
     )
-    before, mrr_before = model_snapshot(subscription), selectors.subscription_mrr(subscription)
-    subscription.plan, subscription.seats = change.new_plan, change.new_seats
-    if change.resets_cycle:
-        subscription.billing_cycle_anchor = change.new_period_start
-        subscription.current_period_start, subscription.current_period_end = (
-            change.new_period_start,
-            change.new_period_end,
-        )
-    _clean_save(subscription)
-    _mrr_movement(subscription, mrr_before, at)
-    audit_record(
-        request=request,
+    with _subscription_saving(
+        subscription,
         action="billing.subscription.change",
         actor=actor,
-        target=subscription,
-        before=before,
-        after=model_snapshot(subscription),
+        at=at,
+        request=request,
         message=f"proration: {proration_behavior}",
-    )
+    ):
+        subscription.plan, subscription.seats = change.new_plan, change.new_seats
+        if change.resets_cycle:
+            subscription.billing_cycle_anchor = change.new_period_start
+            subscription.current_period_start, subscription.current_period_end = (
+                change.new_period_start,
+                change.new_period_end,
+            )
     customer = subscription.customer
     lines = [
         InvoiceLine(
@@ -278,24 +303,20 @@ def subscription_cancel(
         raise NotFound(f"There is no subscription {subscription_id}.", code="subscription_not_found")
     if subscription.status == Subscription.Status.CANCELED:
         raise Conflict("The subscription is already canceled.", code="already_canceled")
-    before, mrr_before = model_snapshot(subscription), selectors.subscription_mrr(subscription)
-    if at_period_end:
-        subscription.cancel_at_period_end = True
-    else:
-        subscription.status = Subscription.Status.CANCELED
-        subscription.canceled_at = subscription.ended_at = at
-    subscription.canceled_at = subscription.canceled_at or at
-    _clean_save(subscription)
-    _mrr_movement(subscription, mrr_before, at)
-    audit_record(
-        request=request,
+    with _subscription_saving(
+        subscription,
         action="billing.subscription.cancel",
         actor=actor,
-        target=subscription,
-        before=before,
-        after=model_snapshot(subscription),
+        at=at,
+        request=request,
         message="at period end" if at_period_end else "immediately",
-    )
+    ):
+        if at_period_end:
+            subscription.cancel_at_period_end = True
+        else:
+            subscription.status = Subscription.Status.CANCELED
+            subscription.canceled_at = subscription.ended_at = at
+        subscription.canceled_at = subscription.canceled_at or at
     return subscription
 
 
@@ -329,45 +350,38 @@ def subscription_provider_sync(
         raise NotFound(f"There is no subscription {subscription_id}.", code="subscription_not_found")
     if subscription.provider_updated is not None and state.event_created < subscription.provider_updated:
         raise Conflict(f"stale: an event of {subscription.provider_updated} was already applied", code="stale_event")
-    before, mrr_before = model_snapshot(subscription), selectors.subscription_mrr(subscription)
-    subscription.status = state.status
-    subscription.provider_id = subscription.provider_id or state.provider_id
-    subscription.provider_updated = state.event_created
-    if state.period_start and state.period_end:
-        subscription.current_period_start, subscription.current_period_end = state.period_start, state.period_end
-    if state.cancel_at_period_end is not None:
-        subscription.cancel_at_period_end = state.cancel_at_period_end
-    if state.seats:
-        subscription.seats = state.seats
-    if state.price_id and state.price_id != subscription.plan.provider_id:
-        # A plan changed at the provider: follow it, so MRR and the next invoice here use the same price.
-        plan = Plan.objects.filter(provider_id=state.price_id).first()
-        if plan is None:
-            raise ValidationError(
-                f"No plan here has the Stripe price id {state.price_id!r}; set it on the plan, then replay this event.",
-                code="unknown_price",
-            )
-        if plan.currency != subscription.plan.currency:
-            raise ValidationError(
-                f"The Stripe price {state.price_id} is in {plan.currency}, the subscription in "
-                f"{subscription.plan.currency}.",
-                code="currency_mismatch",
-            )
-        subscription.plan = plan
-    if state.status == Subscription.Status.CANCELED:
-        subscription.ended_at = state.ended_at
-        subscription.canceled_at = subscription.canceled_at or state.canceled_at or subscription.ended_at
-    _clean_save(subscription)
     occurred = dt.datetime.fromtimestamp(state.event_created, tz=dt.UTC)
-    _mrr_movement(subscription, mrr_before, occurred)
-    audit_record(
-        action="billing.subscription.sync",
-        actor=actor,
-        target=subscription,
-        before=before,
-        after=model_snapshot(subscription),
-        message=message,
-    )
+    with _subscription_saving(
+        subscription, action="billing.subscription.sync", actor=actor, at=occurred, message=message
+    ):
+        subscription.status = state.status
+        subscription.provider_id = subscription.provider_id or state.provider_id
+        subscription.provider_updated = state.event_created
+        if state.period_start and state.period_end:
+            subscription.current_period_start, subscription.current_period_end = state.period_start, state.period_end
+        if state.cancel_at_period_end is not None:
+            subscription.cancel_at_period_end = state.cancel_at_period_end
+        if state.seats:
+            subscription.seats = state.seats
+        if state.price_id and state.price_id != subscription.plan.provider_id:
+            # A plan changed at the provider: follow it, so MRR and the next invoice here use the same price.
+            plan = Plan.objects.filter(provider_id=state.price_id).first()
+            if plan is None:
+                raise ValidationError(
+                    f"No plan here has the Stripe price id {state.price_id!r}; set it on the plan, then replay "
+                    "this event.",
+                    code="unknown_price",
+                )
+            if plan.currency != subscription.plan.currency:
+                raise ValidationError(
+                    f"The Stripe price {state.price_id} is in {plan.currency}, the subscription in "
+                    f"{subscription.plan.currency}.",
+                    code="currency_mismatch",
+                )
+            subscription.plan = plan
+        if state.status == Subscription.Status.CANCELED:
+            subscription.ended_at = state.ended_at
+            subscription.canceled_at = subscription.canceled_at or state.canceled_at or subscription.ended_at
     return subscription
 
 
@@ -981,40 +995,25 @@ def subscription_renew(
 def _renew_one_period(
     *, subscription: Subscription, actor: Actor, request: HttpRequest | None = None
 ) -> Invoice | None:
-    before, mrr_before = model_snapshot(subscription), selectors.subscription_mrr(subscription)
     boundary = subscription.current_period_end
     if subscription.cancel_at_period_end:
-        subscription.status, subscription.ended_at = Subscription.Status.CANCELED, boundary
-        _clean_save(subscription)
-        _mrr_movement(subscription, mrr_before, boundary)
-        audit_record(
-            request=request,
-            action="billing.subscription.end",
-            actor=actor,
-            target=subscription,
-            before=before,
-            after=model_snapshot(subscription),
-        )
+        with _subscription_saving(
+            subscription, action="billing.subscription.end", actor=actor, at=boundary, request=request
+        ):
+            subscription.status, subscription.ended_at = Subscription.Status.CANCELED, boundary
         return None
-    if subscription.status == Subscription.Status.TRIALING:
-        subscription.status, subscription.started_at = Subscription.Status.ACTIVE, boundary
-        subscription.billing_cycle_anchor = boundary
     start = boundary
     end = add_months(start, interval_months(subscription.plan.interval))
-    seats = selectors.billable_seats(subscription)
-    if seats > subscription.seats:  # usage above the committed seats: bill the reading, commit to it
-        subscription.seats = seats
-    subscription.current_period_start, subscription.current_period_end = start, end
-    _clean_save(subscription)
-    _mrr_movement(subscription, mrr_before, boundary)
-    audit_record(
-        request=request,
-        action="billing.subscription.renew",
-        actor=actor,
-        target=subscription,
-        before=before,
-        after=model_snapshot(subscription),
-    )
+    with _subscription_saving(
+        subscription, action="billing.subscription.renew", actor=actor, at=boundary, request=request
+    ):
+        if subscription.status == Subscription.Status.TRIALING:
+            subscription.status, subscription.started_at = Subscription.Status.ACTIVE, boundary
+            subscription.billing_cycle_anchor = boundary
+        seats = selectors.billable_seats(subscription)
+        if seats > subscription.seats:  # usage above the committed seats: bill the reading, commit to it
+            subscription.seats = seats
+        subscription.current_period_start, subscription.current_period_end = start, end
     reason = Invoice.Reason.SUBSCRIPTION_CYCLE
     existing = Invoice.objects.filter(
         subscription=subscription, period_start=start, billing_reason__in=Invoice.PERIOD_REASONS
@@ -1096,19 +1095,15 @@ def _after_invoice_settled(
     if invoice.subscription_id:
         subscription = Subscription.objects.select_for_update().get(pk=invoice.subscription_id)
         if subscription.status in (Subscription.Status.PAST_DUE, Subscription.Status.UNPAID):
-            before, mrr_before = model_snapshot(subscription), selectors.subscription_mrr(subscription)
-            subscription.status, subscription.past_due_since = Subscription.Status.ACTIVE, None
-            _clean_save(subscription)
-            _mrr_movement(subscription, mrr_before, at)
-            audit_record(
-                request=request,
+            with _subscription_saving(
+                subscription,
                 action="billing.subscription.active",
                 actor=actor,
-                target=subscription,
-                before=before,
-                after=model_snapshot(subscription),
+                at=at,
+                request=request,
                 message=f"invoice {invoice} settled",
-            )
+            ):
+                subscription.status, subscription.past_due_since = Subscription.Status.ACTIVE, None
     customer = Customer.objects.select_for_update().get(pk=invoice.customer_id)
     if customer.suspended_for_nonpayment:
         from tenants.services import organization_resume
@@ -1171,18 +1166,14 @@ def invoice_dunning_step(*, invoice_id: uuid.UUID | str, actor: Actor, at: dt.da
     context = _invoice_context(invoice)
 
     if subscription is not None and subscription.status in (Subscription.Status.ACTIVE, Subscription.Status.TRIALING):
-        before, mrr_before = model_snapshot(subscription), selectors.subscription_mrr(subscription)
-        subscription.status, subscription.past_due_since = Subscription.Status.PAST_DUE, at
-        _clean_save(subscription)
-        _mrr_movement(subscription, mrr_before, at)
-        audit_record(
+        with _subscription_saving(
+            subscription,
             action="billing.dunning.past_due",
             actor=actor,
-            target=subscription,
-            before=before,
-            after=model_snapshot(subscription),
+            at=at,
             message=f"invoice {invoice} overdue since {invoice.due_date:%Y-%m-%d}",
-        )
+        ):
+            subscription.status, subscription.past_due_since = Subscription.Status.PAST_DUE, at
         billing_email_send(customer=customer, kind="payment_overdue", context=context)
         steps.append("past_due")
 
@@ -1218,17 +1209,8 @@ def invoice_dunning_step(*, invoice_id: uuid.UUID | str, actor: Actor, at: dt.da
 
     if days_overdue >= grace_days and not customer.suspended_for_nonpayment:
         if subscription is not None and subscription.status == Subscription.Status.PAST_DUE:
-            before, mrr_before = model_snapshot(subscription), selectors.subscription_mrr(subscription)
-            subscription.status = Subscription.Status.UNPAID
-            _clean_save(subscription)
-            _mrr_movement(subscription, mrr_before, at)
-            audit_record(
-                action="billing.dunning.unpaid",
-                actor=actor,
-                target=subscription,
-                before=before,
-                after=model_snapshot(subscription),
-            )
+            with _subscription_saving(subscription, action="billing.dunning.unpaid", actor=actor, at=at):
+                subscription.status = Subscription.Status.UNPAID
         organization = customer.organization
         if organization.status == "active":
             from tenants.services import organization_suspend

@@ -138,7 +138,7 @@ def auth_preauth_begin(*, request: HttpRequest, user: User, next_url: str) -> No
     }
     audit_record(
         action="auth.login.step",
-        actor=Actor(AuditEvent.ActorType.USER, str(user.pk), user.email),
+        actor=Actor.for_user(user),
         target=user,
         request=request,
         after={"factor": "password"},
@@ -252,15 +252,13 @@ def mfa_enrol_confirm(*, request: HttpRequest, user: User, code: str) -> tuple[T
         device.save(update_fields=["confirmed"])
         audit_record(
             action="auth.mfa.enrol",
-            actor=Actor(AuditEvent.ActorType.USER, str(user.pk), user.email),
+            actor=Actor.for_user(user),
             target=user,
             request=request,
             after={"device": device.name},
             message="Authenticator app enrolled.",
         )
-    codes = backup_codes_generate(
-        user=user, request=request, actor=Actor(AuditEvent.ActorType.USER, str(user.pk), user.email)
-    )
+    codes = backup_codes_generate(user=user, request=request, actor=Actor.for_user(user))
     return device, codes
 
 

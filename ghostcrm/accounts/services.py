@@ -568,21 +568,20 @@ def invitation_create(
     return invitation
 
 
-def _locked_pending(invitation_id: int) -> Invitation:
+def _locked_pending(invitation_id: int, *, verb: str) -> Invitation:
+    """The invitation, locked for this transaction; Conflict unless it is still pending (``verb``: "resent")."""
     invitation = Invitation.objects.select_for_update().filter(pk=invitation_id).first()
     if invitation is None:
         raise NotFound(f"There is no invitation {invitation_id}.")
+    if invitation.state != Invitation.State.PENDING:
+        raise Conflict(f"The invitation for {invitation.email} is {invitation.state}; only pending ones are {verb}.")
     return invitation
 
 
 def invitation_resend(*, invitation_id: int, inviter: User | None, actor: Actor) -> Invitation:
     """Send a new link (new token and expiry); the previous link stops working."""
     with transaction.atomic():
-        invitation = _locked_pending(invitation_id)
-        if invitation.state != Invitation.State.PENDING:
-            raise Conflict(
-                f"The invitation for {invitation.email} is {invitation.state}; only pending ones are resent."
-            )
+        invitation = _locked_pending(invitation_id, verb="resent")
         _rate_limit_check(inviter=inviter, email=invitation.email)
         token = _issue_token(invitation)
         invitation.save(update_fields=["token_hash", "expires_at"])
@@ -600,11 +599,7 @@ def invitation_resend(*, invitation_id: int, inviter: User | None, actor: Actor)
 
 def invitation_revoke(*, invitation_id: int, actor: Actor) -> Invitation:
     with transaction.atomic():
-        invitation = _locked_pending(invitation_id)
-        if invitation.state != Invitation.State.PENDING:
-            raise Conflict(
-                f"The invitation for {invitation.email} is {invitation.state}; only pending ones are revoked."
-            )
+        invitation = _locked_pending(invitation_id, verb="revoked")
         invitation.state = Invitation.State.REVOKED
         invitation.revoked_at = timezone.now()
         invitation.save(update_fields=["state", "revoked_at"])

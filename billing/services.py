@@ -1243,11 +1243,16 @@ def invoice_dunning_step(*, invoice_id: uuid.UUID | str, actor: Actor, at: dt.da
     return steps
 
 
+def dunning_due(*, at: dt.datetime) -> list[uuid.UUID]:
+    """Open invoices past their due date, oldest first: the ones a dunning run looks at."""
+    overdue = Invoice.objects.filter(status=Invoice.Status.OPEN, due_date__lt=at).order_by("due_date")
+    return list(overdue.values_list("pk", flat=True))
+
+
 def dunning_run(*, actor: Actor, at: dt.datetime | None = None, progress: Any = None) -> RunSummary:
     at = _now(at)
     summary = RunSummary()
-    overdue = Invoice.objects.filter(status=Invoice.Status.OPEN, due_date__lt=at).order_by("due_date")
-    for invoice_id in list(overdue.values_list("pk", flat=True)):
+    for invoice_id in dunning_due(at=at):
         summary.processed += 1
         try:
             if invoice_dunning_step(invoice_id=invoice_id, actor=actor, at=at):
@@ -1301,14 +1306,18 @@ def usage_reading_take(*, organization_id: uuid.UUID | str, at: dt.datetime | No
     return reading
 
 
-def usage_readings_run(*, actor: Actor, at: dt.datetime | None = None, progress: Any = None) -> RunSummary:
-    """A reading for every active organisation; one failing tenant does not stop the others."""
+def usage_due() -> list[uuid.UUID]:
+    """The organisations a usage run reads: every active one, oldest first."""
     from tenants.models import Organization
 
+    return list(Organization.objects.filter(status="active").order_by("created_at").values_list("pk", flat=True))
+
+
+def usage_readings_run(*, actor: Actor, at: dt.datetime | None = None, progress: Any = None) -> RunSummary:
+    """A reading for every active organisation; one failing tenant does not stop the others."""
     at = _now(at)
     summary = RunSummary()
-    ids = list(Organization.objects.filter(status="active").order_by("created_at").values_list("pk", flat=True))
-    for organization_id in ids:
+    for organization_id in usage_due():
         summary.processed += 1
         try:
             usage_reading_take(organization_id=organization_id, at=at)
@@ -1334,6 +1343,7 @@ __all__ = [
     "RunSummary",
     "credit_note_create",
     "customer_ensure",
+    "dunning_due",
     "dunning_run",
     "invoice_draft_create",
     "invoice_dunning_step",
@@ -1344,12 +1354,14 @@ __all__ = [
     "payment_failure_record",
     "payment_record",
     "payment_refund",
+    "renewals_due",
     "renewals_run",
     "subscription_cancel",
     "subscription_change",
     "subscription_create",
     "subscription_provider_sync",
     "subscription_renew",
+    "usage_due",
     "usage_reading_take",
     "usage_readings_run",
 ]

@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from billing import services
 from billing.management.commands._progress import progress_reporter
-from billing.models import Invoice
 from ghostcrm.audit.services import Actor
 from ghostcrm.core.commands import ServiceCommand
 from ghostcrm.core.errors import ValidationError
@@ -40,17 +39,13 @@ class Command(ServiceCommand):
         failed = 0
         for step in options["only"] or STEPS:
             if step == "usage":
-                from tenants.models import Organization
-
-                total = Organization.objects.filter(status="active").count()
-                tick, close = progress_reporter(self.stdout, total=total, label="usage")
+                tick, close = progress_reporter(self.stdout, total=len(services.usage_due()), label="usage")
                 summary = services.usage_readings_run(actor=actor, at=at, progress=tick)
             elif step == "renewals":
                 tick, close = progress_reporter(self.stdout, total=len(services.renewals_due(at=at)), label="renewals")
                 summary = services.renewals_run(actor=actor, at=at, progress=tick)
             else:
-                total = Invoice.objects.filter(status=Invoice.Status.OPEN, due_date__lt=at).count()
-                tick, close = progress_reporter(self.stdout, total=total, label="dunning")
+                tick, close = progress_reporter(self.stdout, total=len(services.dunning_due(at=at)), label="dunning")
                 summary = services.dunning_run(actor=actor, at=at, progress=tick)
             close()
             failed += summary.failed

@@ -25,6 +25,7 @@ from typing import Any
 from django.apps import apps as global_apps
 from django.db import router
 from django.db.migrations import Migration
+from django.db.migrations.graph import MigrationGraph
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.operations.special import RunPython, RunSQL, SeparateDatabaseAndState
@@ -347,9 +348,12 @@ def existing_numbers(directory: Path) -> dict[str, int]:
 
 
 def assign_numbers(
-    scripts: list[MigrationScript], numbers: dict[str, int], *, renumber: bool = False
+    scripts: list[MigrationScript], numbers: dict[str, int], *, graph: MigrationGraph, renumber: bool = False
 ) -> list[tuple[int, MigrationScript]]:
-    """Keep every existing number; append new migrations after the highest, in dependency order."""
+    """Keep every existing number; append new migrations after the highest, in dependency order.
+
+    ``graph`` is the migration graph the scripts were generated from.
+    """
     if renumber:
         numbers = {}
     stems = {f"{s.app}_{s.name}" for s in scripts}
@@ -363,7 +367,6 @@ def assign_numbers(
     # Existing scripts must still come after their dependencies (a migration may have gained one). Only real
     # dependency edges count: the plan's order between unrelated apps is arbitrary, and a script appended
     # later for an earlier app (accounts.0003 after tenant_sql.0001) is valid.
-    graph = MigrationLoader(None, ignore_no_migrations=True).graph
     for number, script in kept:
         node = graph.node_map.get(script.key)
         for parent in node.parents if node is not None else ():
@@ -387,7 +390,7 @@ def generate(*, numbering_from: Path, renumber: bool = False) -> dict[str, str]:
     exporter = Exporter()
     scripts = exporter.scripts()
     table_sql = exporter.django_migrations_table_sql()
-    numbered = assign_numbers(scripts, existing_numbers(numbering_from), renumber=renumber)
+    numbered = assign_numbers(scripts, existing_numbers(numbering_from), graph=exporter.loader.graph, renumber=renumber)
     return {script.filename(n): render(script, n, migrations_table_sql=table_sql) for n, script in numbered}
 
 

@@ -16,12 +16,13 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import stripe
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -33,6 +34,7 @@ from ghostcrm.core.errors import ApplicationError, Conflict, ValidationError
 
 logger = logging.getLogger(__name__)
 ACTOR = Actor.system("stripe-webhook")
+RowT = TypeVar("RowT", bound=models.Model)
 
 
 class SignatureError(ValidationError):
@@ -143,18 +145,23 @@ def webhook_event_process(
 # --- Handlers: return "" when applied, else why the event was ignored --------------------------------
 
 
-def _local_invoice(obj: dict[str, Any]) -> Invoice | None:
-    local_id = (obj.get("metadata") or {}).get("gc_invoice_id")
-    query = Invoice.objects.select_for_update()
-    invoice = query.filter(provider_id=obj.get("id")).first() if obj.get("id") else None
-    if invoice is None and local_id:
+def _local_row(query: QuerySet[RowT], obj: dict[str, Any], metadata_key: str) -> RowT | None:
+    """The local row of a Stripe object: by its Stripe id, else by our id in its metadata."""
+    row = query.filter(provider_id=obj.get("id")).first() if obj.get("id") else None
+    local_id = (obj.get("metadata") or {}).get(metadata_key)
+    if row is None and local_id:
         try:
-            invoice = query.filter(pk=local_id).first()
+            row = query.filter(pk=local_id).first()
         except DjangoValidationError:  # a malformed id in metadata: not one of ours
-            invoice = None
-        if invoice is not None and not invoice.provider_id:
-            invoice.provider_id = obj.get("id")
-            invoice.save(update_fields=["provider_id"])
+            row = None
+    return row
+
+
+def _local_invoice(obj: dict[str, Any]) -> Invoice | None:
+    invoice = _local_row(Invoice.objects.select_for_update(), obj, "gc_invoice_id")
+    if invoice is not None and not invoice.provider_id and obj.get("id"):
+        invoice.provider_id = obj.get("id")
+        invoice.save(update_fields=["provider_id"])
     return invoice
 
 
@@ -267,14 +274,7 @@ def _ts(value: Any) -> dt.datetime | None:
 
 
 def on_subscription_updated(data: dict[str, Any], obj: dict[str, Any]) -> str:
-    query = Subscription.objects.all()
-    subscription = query.filter(provider_id=obj.get("id")).first() if obj.get("id") else None
-    local_id = (obj.get("metadata") or {}).get("gc_subscription_id")
-    if subscription is None and local_id:
-        try:
-            subscription = query.filter(pk=local_id).first()
-        except DjangoValidationError:  # a malformed id in metadata: not one of ours
-            subscription = None
+    subscription = _local_row(Subscription.objects.all(), obj, "gc_subscription_id")
     if subscription is None:
         return "no local subscription for this Stripe subscription"
     status = STRIPE_SUBSCRIPTION_STATUS.get(str(obj.get("status")))

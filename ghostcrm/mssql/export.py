@@ -15,7 +15,6 @@ Each script:
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -392,13 +391,6 @@ def generate(*, numbering_from: Path, renumber: bool = False) -> dict[str, str]:
     table_sql = exporter.django_migrations_table_sql()
     numbered = assign_numbers(scripts, existing_numbers(numbering_from), graph=exporter.loader.graph, renumber=renumber)
     return {script.filename(n): render(script, n, migrations_table_sql=table_sql) for n, script in numbered}
-
-
-def digest(files: dict[str, str]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(files):
-        h.update(name.encode() + b"\0" + files[name].encode() + b"\0")
-    return h.hexdigest()
 
 
 def differences(expected: dict[str, str], directory: Path) -> list[str]:

@@ -39,7 +39,7 @@ from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor, audit_record
 from ghostcrm.core.errors import ApplicationError, Conflict, NotFound, TransientError, ValidationError
 from ghostcrm.core.system_settings import setting_value
-from tenants import services
+from tenants import selectors, services
 from tenants.db import tenant_connection
 from tenants.models import Domain, Operation, Organization, Tenant
 from tenants.schema_names import validate_schema_name
@@ -268,8 +268,7 @@ def _claim(organization_id: str, job_id: str) -> tuple[Organization, int] | None
             )
         elif organization.status != Status.PROVISIONING:
             return None
-        attempt = Operation.objects.filter(organization=organization, step="registry").count() + 1
-        return organization, attempt
+        return organization, services._next_attempt(organization, "registry")
 
 
 def organization_provision(*, organization_id: str, job_id: str = "") -> str:
@@ -427,7 +426,7 @@ def schema_restore(*, path: Path, actor: Actor) -> str:
     transaction; if it fails, what was created is dropped again.
     """
     from tenants import roles
-    from tenants.engine.services import schema_create, schema_drop
+    from tenants.engine.services import schema_create, schema_drop, schema_name_check
 
     if not path.is_file():
         raise NotFound(f"{path} is not a file.", code="file_not_found")
@@ -435,11 +434,7 @@ def schema_restore(*, path: Path, actor: Actor) -> str:
     found = CREATE_SCHEMA_RE.findall(text)
     if len(found) != 1:
         raise ValidationError(f"{path} is not a one-schema export (found {len(found)} CREATE SCHEMA statements).")
-    schema = found[0]
-    try:
-        validate_schema_name(schema)
-    except DjangoValidationError as exc:
-        raise ValidationError(" ".join(exc.messages)) from None
+    schema = schema_name_check(found[0])
     if _schema_exists(schema):
         raise Conflict(f"Schema {schema!r} already exists; drop or rename it before restoring.", code="schema_exists")
     psql = shutil.which("psql")
@@ -500,7 +495,7 @@ def organization_deprovision_run(*, organization_id: str, job_id: str = "") -> s
                 return f"schema {org.schema_name} exported to {exported[0]}"
 
             # An operation row of its own, so a failing pg_dump shows in the admin like any provisioning step.
-            attempt = Operation.objects.filter(organization=organization, step="export").count() + 1
+            attempt = services._next_attempt(organization, "export")
             _run_step(organization, step="export", job_id=job_id, attempt=attempt, func=export)
             export_path = str(exported[0])
         retention = int(setting_value("provisioning.retention_days"))
@@ -631,9 +626,7 @@ def invitation_accepted_receiver(sender: Any, invitation: Any, password_hash: st
 
 def organization_export(*, organization_id: uuid.UUID | str, actor: Actor, destination: Path | None = None) -> Path:
     """Export an organisation's schema now (backups, moves); audited."""
-    organization = Organization.objects.filter(pk=organization_id).first()
-    if organization is None:
-        raise NotFound(f"There is no organisation with id {organization_id}.", code="organization_not_found")
+    organization = selectors.organization_get(organization_id=organization_id)
     started = time.monotonic()
     path = schema_export(schema=organization.schema_name, destination=destination)
     audit_record(

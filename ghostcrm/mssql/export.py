@@ -31,7 +31,7 @@ from django.db.migrations.operations.special import RunPython, RunSQL, SeparateD
 from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ProjectState
 
-from ghostcrm.mssql.offline import OfflineDatabaseWrapper, OfflineUnsupported
+from ghostcrm.mssql.offline import OfflineDatabaseWrapper, OfflineUnsupported, tsql_literal
 
 FILE_RE = re.compile(r"^(\d{3,})_(.+)\.sql$")
 GENERATED_BY = "python manage.py export_tsql"
@@ -226,12 +226,8 @@ class Exporter:
 # --- rendering -----------------------------------------------------------------------------------------
 
 
-def _literal(text: str) -> str:
-    return "N'" + text.replace("'", "''") + "'"
-
-
 def applied_predicate(app: str, name: str) -> str:
-    return f"SELECT 1 FROM [django_migrations] WHERE [app] = {_literal(app)} AND [name] = {_literal(name)}"
+    return f"SELECT 1 FROM [django_migrations] WHERE [app] = {tsql_literal(app)} AND [name] = {tsql_literal(name)}"
 
 
 def batch_guard(app: str, name: str) -> str:
@@ -289,7 +285,7 @@ def render(script: MigrationScript, number: int, *, migrations_table_sql: str) -
         "END;",
         f"IF EXISTS ({applied_predicate(app, name)})",
         "BEGIN",
-        f"    RAISERROR ({_literal(f'{label} is already applied: nothing to do.')}, 0, 1);",
+        f"    RAISERROR ({tsql_literal(f'{label} is already applied: nothing to do.')}, 0, 1);",
         "END;",
         "BEGIN TRANSACTION;",
         "GO",
@@ -300,7 +296,7 @@ def render(script: MigrationScript, number: int, *, migrations_table_sql: str) -
         out.append(f"-- {' '.join(batch.comment.split())}")
         out.append(batch_guard(app, name).rstrip("\n"))
         if batch.verbatim:
-            out.append(f"EXECUTE sp_executesql {_literal(batch.sql.strip())};")
+            out.append(f"EXECUTE sp_executesql {tsql_literal(batch.sql.strip())};")
         else:
             sql = batch.sql.strip()
             out.append(sql if sql.endswith(";") else sql + ";")
@@ -310,7 +306,7 @@ def render(script: MigrationScript, number: int, *, migrations_table_sql: str) -
         f"-- Record {label} as applied, so manage.py migrate against this server skips it.",
         batch_guard(app, name).rstrip("\n"),
         "INSERT INTO [django_migrations] ([app], [name], [applied]) "
-        f"VALUES ({_literal(app)}, {_literal(name)}, SYSDATETIMEOFFSET());",
+        f"VALUES ({tsql_literal(app)}, {tsql_literal(name)}, SYSDATETIMEOFFSET());",
         "GO",
         "IF @@TRANCOUNT > 0",
         "BEGIN",
@@ -318,7 +314,7 @@ def render(script: MigrationScript, number: int, *, migrations_table_sql: str) -
         "END;",
         f"IF NOT EXISTS ({applied_predicate(app, name)})",
         "BEGIN",
-        f"    RAISERROR ({_literal(failed)}, 16, 1);",
+        f"    RAISERROR ({tsql_literal(failed)}, 16, 1);",
         "END;",
         "GO",
     ]

@@ -54,7 +54,8 @@ class RuntimeName:
         return f"{self.kind} on [{self.table}] ({', '.join(self.columns)})"
 
 
-def _literal(text: str) -> str:
+def tsql_literal(text: str) -> str:
+    """``text`` as a T-SQL Unicode string literal (N'…', quotes doubled)."""
     return "N'" + text.replace("'", "''") + "'"
 
 
@@ -64,14 +65,14 @@ def _columns_match(columns: tuple[str, ...]) -> str:
         "(SELECT STRING_AGG(c.name, N',') WITHIN GROUP (ORDER BY ic.key_ordinal) FROM sys.index_columns AS ic "
         "INNER JOIN sys.columns AS c ON c.object_id = ic.object_id AND c.column_id = ic.column_id "
         "WHERE ic.object_id = i.object_id AND ic.index_id = i.index_id AND ic.is_included_column = 0) = "
-        + _literal(",".join(columns))
+        + tsql_literal(",".join(columns))
     )
 
 
 def runtime_lookup_sql(name: RuntimeName) -> str:
     """A SELECT that sets @name (and @is_constraint: 1 for a table constraint, 0 for an index)."""
-    table = _literal(f"[{name.table}]")
-    column = _literal(name.columns[0]) if name.columns else "NULL"
+    table = tsql_literal(f"[{name.table}]")
+    column = tsql_literal(name.columns[0]) if name.columns else "NULL"
     if name.kind == "primary key":
         return (
             "SELECT TOP (1) @name = kc.name, @is_constraint = 1 FROM sys.key_constraints AS kc "
@@ -105,9 +106,9 @@ def runtime_drop_sql(name: RuntimeName, *, quoted_table: str, context: str) -> s
         f"{context}: the {name.describe()} this script drops does not exist; "
         "the database is not in the state this script expects. Nothing was changed."
     )
-    drop_constraint = _literal(f"ALTER TABLE {quoted_table} DROP CONSTRAINT ")
-    drop_index = _literal("DROP INDEX ")
-    on_table = _literal(f" ON {quoted_table}")
+    drop_constraint = tsql_literal(f"ALTER TABLE {quoted_table} DROP CONSTRAINT ")
+    drop_index = tsql_literal("DROP INDEX ")
+    on_table = tsql_literal(f" ON {quoted_table}")
     return "\n".join(
         [
             "DECLARE @name sysname, @is_constraint bit, @sql nvarchar(max);",
@@ -115,7 +116,7 @@ def runtime_drop_sql(name: RuntimeName, *, quoted_table: str, context: str) -> s
             "IF @name IS NULL",
             "BEGIN",
             "    ROLLBACK TRANSACTION;",
-            f"    RAISERROR ({_literal(missing)}, 16, 1);",
+            f"    RAISERROR ({tsql_literal(missing)}, 16, 1);",
             "    RETURN;",
             "END;",
             f"SET @sql = CASE WHEN @is_constraint = 1 THEN {drop_constraint} + QUOTENAME(@name) "

@@ -451,7 +451,7 @@ def revenue_summary(*, currency: str | None = None, at: dt.datetime | None = Non
         running += row.new + row.expansion + row.contraction + row.churn + row.reactivation
         row.mrr_end = running
 
-    overdue = Invoice.objects.filter(currency=currency, status=Invoice.Status.OPEN, due_date__lt=at)
+    overdue = list(Invoice.objects.filter(currency=currency, status=Invoice.Status.OPEN, due_date__lt=at))
     past_due_amount = sum(invoice.amount_remaining for invoice in overdue)
     top = sorted(((names[pk], value) for pk, value in mrr_by_customer.items()), key=lambda item: (-item[1], item[0]))
     top = top[:10]
@@ -464,7 +464,7 @@ def revenue_summary(*, currency: str | None = None, at: dt.datetime | None = Non
         months=list(rows.values()),
         by_status={status: by_status.get(status, 0) for status in Subscription.Status.values},
         past_due_amount=past_due_amount,
-        past_due_count=overdue.count(),
+        past_due_count=len(overdue),
         top_accounts=top,
         active_subscriptions=sum(1 for s in subscriptions if s.status in Subscription.MRR_STATUSES),
     )

@@ -339,20 +339,12 @@ def seed() -> tuple[str, str, list[str]]:
     actor = Actor.system("make demo")
     try:
         user, password = demo_admin_create()
-        names = []
-        for name, email in DEMO_ORGANISATIONS:
-            organization = organization_request(
-                name=name, admin_email=email, actor=actor, idempotency_key=f"demo-{email}"
-            )
-            names.append(f"{organization.name} ({organization.status})")
-        first = organization_request(
-            name=DEMO_ORGANISATIONS[0][0],
-            admin_email=DEMO_ORGANISATIONS[0][1],
-            actor=actor,
-            idempotency_key=f"demo-{DEMO_ORGANISATIONS[0][1]}",
-        )
+        organizations = [
+            organization_request(name=name, admin_email=email, actor=actor, idempotency_key=f"demo-{email}")
+            for name, email in DEMO_ORGANISATIONS
+        ]
         integration_preference_set(
-            organization_id=first.pk,
+            organization_id=organizations[0].pk,
             provider="webhook",
             settings={"url": "https://hooks.acme.example/ghostcrm", "events": ["deal.won"]},
             secrets={"signing_secret": "demo-signing-secret-0123456789"},
@@ -362,7 +354,7 @@ def seed() -> tuple[str, str, list[str]]:
         raise DemoError(exc.message) from None
     finally:
         connections.close_all()
-    return user.email, password, names
+    return user.email, password, [f"{o.name} ({o.status})" for o in organizations]
 
 
 @contextlib.contextmanager

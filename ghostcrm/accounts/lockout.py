@@ -130,6 +130,6 @@ def lockout_response(
 
 def client_ip(request: HttpRequest) -> str | None:
     """AXES_CLIENT_IP_CALLABLE: the lockout counts per the same address the audit log records."""
-    from ghostcrm.audit.services import _client_ip
+    from ghostcrm.audit.services import client_ip as audit_client_ip
 
-    return _client_ip(request)
+    return audit_client_ip(request)

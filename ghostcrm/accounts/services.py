@@ -42,7 +42,7 @@ from ghostcrm.accounts.models import (
 )
 from ghostcrm.accounts.signals import invitation_accepted
 from ghostcrm.audit.models import AuditEvent
-from ghostcrm.audit.services import Actor, audit_record
+from ghostcrm.audit.services import Actor, audit_record, client_ip
 from ghostcrm.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, TransientError, ValidationError
 from ghostcrm.core.system_settings import setting_value
 
@@ -305,13 +305,11 @@ def user_session_start(*, request: HttpRequest, user: User) -> UserSession | Non
     now = timezone.now()
     request.session[AUTH_AT_SESSION_KEY] = now.timestamp()
     request.session[SEEN_AT_SESSION_KEY] = now.timestamp()
-    from ghostcrm.audit.services import _client_ip
-
     session, _ = UserSession.objects.update_or_create(
         session_key_hash=selectors.token_hash(key),
         defaults={
             "user": user,
-            "ip_address": _client_ip(request),
+            "ip_address": client_ip(request),
             "user_agent": request.headers.get("User-Agent", "")[:512],
             "created_at": now,
             "last_seen_at": now,

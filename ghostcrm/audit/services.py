@@ -74,7 +74,7 @@ def model_snapshot(obj: models.Model) -> dict[str, Any]:
     return _jsonable(data)
 
 
-def _client_ip(request: HttpRequest) -> str | None:
+def client_ip(request: HttpRequest) -> str | None:
     """The client's address, as the audit log, session records and the sign-in lockout all see it.
 
     Behind ``TRUSTED_PROXY_COUNT`` reverse proxies, each appending the address it received from to
@@ -141,7 +141,7 @@ def audit_record(
     """
     if request is not None:
         actor = actor or getattr(request, "audit_actor", None) or Actor.for_user(getattr(request, "user", None))
-        ip_address = ip_address or _client_ip(request)
+        ip_address = ip_address or client_ip(request)
         user_agent = user_agent or request.headers.get("User-Agent", "")
         request_id = request_id or getattr(request, "request_id", "")
     actor = actor or Actor.system()

@@ -6,7 +6,6 @@ Every action here is a thin caller of one service in ``tenants.services`` / ``te
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -216,21 +215,14 @@ class OrganizationAdmin(AuditedModelAdmin):
         obj.refresh_from_db()
 
     # --- lifecycle actions, each with a confirmation page ---
-    def _lifecycle(
-        self,
-        request: HttpRequest,
-        queryset: QuerySet[Organization],
-        *,
-        action: str,
-        verb: str,
-        service: Callable[..., Organization],
-    ) -> HttpResponse | None:
+    def _lifecycle(self, request: HttpRequest, queryset: QuerySet[Organization], *, verb: str) -> HttpResponse | None:
         if request.POST.get("confirm") != "yes":
+            organizations = list(queryset)
             context = {
                 **self.admin_site.each_context(request),
-                "title": f"{verb.capitalize()} {queryset.count()} organisation(s)?",
-                "organizations": list(queryset),
-                "action": action,
+                "title": f"{verb.capitalize()} {len(organizations)} organisation(s)?",
+                "organizations": organizations,
+                "action": f"{verb}_selected",
                 "verb": verb,
                 "opts": self.model._meta,
                 "action_checkbox_name": ACTION_CHECKBOX_NAME,
@@ -240,7 +232,7 @@ class OrganizationAdmin(AuditedModelAdmin):
         done, refused = [], []
         for organization in queryset:
             try:
-                service(
+                services.LIFECYCLE_ACTIONS[verb](
                     organization_id=organization.pk, actor=Actor.for_user(request.user), reason=reason, request=request
                 )
                 done.append(organization.name)
@@ -254,31 +246,19 @@ class OrganizationAdmin(AuditedModelAdmin):
 
     @admin.action(description="Retry provisioning of selected organisations", permissions=["lifecycle"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[Organization]) -> HttpResponse | None:
-        return self._lifecycle(
-            request, queryset, action="retry_selected", verb="retry", service=services.organization_retry
-        )
+        return self._lifecycle(request, queryset, verb="retry")
 
     @admin.action(description="Suspend selected organisations", permissions=["lifecycle"])
     def suspend_selected(self, request: HttpRequest, queryset: QuerySet[Organization]) -> HttpResponse | None:
-        return self._lifecycle(
-            request, queryset, action="suspend_selected", verb="suspend", service=services.organization_suspend
-        )
+        return self._lifecycle(request, queryset, verb="suspend")
 
     @admin.action(description="Resume selected organisations", permissions=["lifecycle"])
     def resume_selected(self, request: HttpRequest, queryset: QuerySet[Organization]) -> HttpResponse | None:
-        return self._lifecycle(
-            request, queryset, action="resume_selected", verb="resume", service=services.organization_resume
-        )
+        return self._lifecycle(request, queryset, verb="resume")
 
     @admin.action(description="Deprovision selected organisations (export, then delete)", permissions=["lifecycle"])
     def deprovision_selected(self, request: HttpRequest, queryset: QuerySet[Organization]) -> HttpResponse | None:
-        return self._lifecycle(
-            request,
-            queryset,
-            action="deprovision_selected",
-            verb="deprovision",
-            service=services.organization_deprovision,
-        )
+        return self._lifecycle(request, queryset, verb="deprovision")
 
     # --- dashboard ---
     def get_urls(self) -> list[URLPattern]:

@@ -37,14 +37,7 @@ class TenantsConfig(AppConfig):
                 help_text="RQ timeout of one provisioning or deprovisioning job.",
             ),
         )
-        self._connect_invitation_signal()
-
-    @staticmethod
-    def _connect_invitation_signal() -> None:
-        try:
-            from ghostcrm.accounts.signals import invitation_accepted
-        except ImportError:  # invitations are optional: without them there is nothing to receive
-            return
+        from ghostcrm.accounts.signals import invitation_accepted
         from tenants.provisioning import invitation_accepted_receiver
 
         invitation_accepted.connect(invitation_accepted_receiver, dispatch_uid="tenants.invitation_accepted")

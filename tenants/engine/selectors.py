@@ -111,7 +111,10 @@ def schemas_status(*, schemas: list[str] | None = None, directory: Path | None =
 
     One query on the tenant database, whatever the number of schemas.
     """
-    templates = template_set_read(templates_directory(directory))
+    return _statuses(schemas=schemas, templates=template_set_read(templates_directory(directory)))
+
+
+def _statuses(*, schemas: list[str] | None, templates: TemplateSet) -> list[SchemaStatus]:
     from tenants.models import Tenant
 
     tenant_table = f"public.{Tenant._meta.db_table}"
@@ -189,7 +192,7 @@ def schema_plan(*, schema: str, directory: Path | None = None) -> list[PlannedFi
             f"The templates in {templates.directory} have problems; run tenant_sql lint: {blocking[0]}.",
             code="templates_invalid",
         )
-    status = schemas_status(schemas=[schema], directory=directory)[0]
+    status = _statuses(schemas=[schema], templates=templates)[0]
     tenant_id = tenant_ids_for([schema]).get(schema) or scratch_tenant_id(schema)
     roles = tenant_roles(schema)
     by_version = templates.by_version

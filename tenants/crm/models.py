@@ -17,19 +17,21 @@ from django.db import models
 
 from ghostcrm.core.errors import PermissionDenied
 
+READ_ONLY = "Tenant CRM mirrors are read-only; change tenant data through the CRM."
+
 
 class ReadOnlyQuerySet(models.QuerySet):
     def update(self, **kwargs: Any) -> int:
-        raise PermissionDenied("Tenant CRM mirrors are read-only; change tenant data through the CRM.")
+        raise PermissionDenied(READ_ONLY)
 
     def delete(self) -> tuple[int, dict[str, int]]:
-        raise PermissionDenied("Tenant CRM mirrors are read-only; change tenant data through the CRM.")
+        raise PermissionDenied(READ_ONLY)
 
     def bulk_create(self, *args: Any, **kwargs: Any) -> Any:
-        raise PermissionDenied("Tenant CRM mirrors are read-only; change tenant data through the CRM.")
+        raise PermissionDenied(READ_ONLY)
 
     def bulk_update(self, *args: Any, **kwargs: Any) -> Any:
-        raise PermissionDenied("Tenant CRM mirrors are read-only; change tenant data through the CRM.")
+        raise PermissionDenied(READ_ONLY)
 
 
 class TenantMirror(models.Model):
@@ -42,10 +44,10 @@ class TenantMirror(models.Model):
         managed = False
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        raise PermissionDenied("Tenant CRM mirrors are read-only; change tenant data through the CRM.")
+        raise PermissionDenied(READ_ONLY)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        raise PermissionDenied("Tenant CRM mirrors are read-only; change tenant data through the CRM.")
+        raise PermissionDenied(READ_ONLY)
 
 
 class CrmUser(TenantMirror):

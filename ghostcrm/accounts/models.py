@@ -202,9 +202,6 @@ class Invitation(models.Model):
     def is_control_plane(self) -> bool:
         return self.role in CONTROL_PLANE_ROLES
 
-    def is_usable(self, now: Any = None) -> bool:
-        return self.state == self.State.PENDING and self.expires_at > (now or timezone.now())
-
 
 class InvitationSend(models.Model):
     """One e-mail sent for an invitation (first send and each resend): what the rate limits count.

@@ -195,8 +195,13 @@ class Invitation(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.email = self.email.strip().lower()
-        self.context = f"org:{self.organization_id}" if self.organization_id else "control-plane"
+        self.context = self.context_for(self.organization_id)
         super().save(*args, **kwargs)
+
+    @staticmethod
+    def context_for(organization_id: Any) -> str:
+        """The ``context`` of an invitation to ``organization_id`` (None: the control plane)."""
+        return f"org:{organization_id}" if organization_id else "control-plane"
 
     @property
     def is_control_plane(self) -> bool:

@@ -543,7 +543,7 @@ def invitation_create(
     with transaction.atomic():
         _rate_limit_check(inviter=inviter, email=email)
         invitation = Invitation(email=email, role=role, inviter=inviter, organization_id=organization_id)
-        invitation.context = f"org:{organization_id}" if organization_id else "control-plane"
+        invitation.context = Invitation.context_for(organization_id)
         if Invitation.objects.filter(email=email, context=invitation.context, state=Invitation.State.PENDING).exists():
             raise Conflict(f"{email} already has a pending invitation here; resend or revoke it instead.")
         token = _issue_token(invitation)

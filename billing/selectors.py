@@ -339,7 +339,7 @@ def subscription_change_preview(
 def subscription_get(*, subscription_id: uuid.UUID | str) -> Subscription:
     try:
         return Subscription.objects.select_related("plan", "customer", "customer__tax_rate").get(pk=subscription_id)
-    except (Subscription.DoesNotExist, ValueError):
+    except (Subscription.DoesNotExist, ValueError, DjangoValidationError):  # a malformed id is "not found" too
         raise NotFound(f"There is no subscription {subscription_id}.", code="subscription_not_found") from None
 
 

@@ -260,3 +260,12 @@ def test_plan_limits_for_the_crm(organization) -> None:  # type: ignore[no-untyp
     subscribe(organization, "team")
     limits = selectors.plan_limits(organization.pk)
     assert limits is not None and limits.subscription_status == "active"
+
+
+@pytest.mark.django_db
+def test_a_malformed_subscription_id_is_not_found() -> None:
+    from billing import selectors
+    from ghostcrm.core.errors import NotFound
+
+    with pytest.raises(NotFound, match="There is no subscription not-a-uuid"):
+        selectors.subscription_get(subscription_id="not-a-uuid")

@@ -788,6 +788,45 @@ def _audit_apply(result: ApplyResult, *, actor: Actor | None, directory: Path) -
     )
 
 
+class UnregisteredSchemas(ValidationError):
+    """Schemas named for a rollout that are not registered tenants (and no scratch schemas were asked for)."""
+
+    code = "unregistered_schema"
+
+
+def rollout_targets(
+    *, schemas: Sequence[str] | None, create_schema: bool = False, directory: Path | None = None, actor: Actor
+) -> list[ApplyTarget]:
+    """The targets of a rollout: every registered tenant (``schemas=None``) or the named schemas.
+
+    A named schema that is not a registered tenant is refused, unless ``create_schema``: then it is created
+    with its roles exactly as provisioning does, once the template set is known to be sound.
+    """
+    from tenants.engine.selectors import registered_schemas
+
+    if schemas is None:
+        if create_schema:
+            raise ValidationError(
+                "--create-schema is for scratch schemas: use it with --schema or --tenants, not --all.",
+                code="create_schema_with_all",
+            )
+        names = registered_schemas()
+    else:
+        names = list(dict.fromkeys(schemas))
+        for name in names:
+            schema_name_check(name)
+    tenant_ids = tenant_ids_for(names)
+    unregistered = [s for s in names if s not in tenant_ids]
+    if unregistered and not create_schema:
+        raise UnregisteredSchemas(
+            f"Not a registered tenant: {', '.join(unregistered)}. Pass --create-schema to apply to a scratch schema."
+        )
+    template_set_for_apply(directory)  # refuse a broken template set before creating anything
+    for schema in unregistered:
+        schema_create(schema=schema, actor=actor)
+    return [ApplyTarget(schema=s, tenant_id=tenant_ids.get(s) or scratch_tenant_id(s)) for s in names]
+
+
 def schemas_apply(
     *,
     targets: Sequence[ApplyTarget],

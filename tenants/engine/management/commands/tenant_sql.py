@@ -155,31 +155,20 @@ class Command(ServiceCommand):
             raise _usage("--jobs must be at least 1.")
         if options["create_schema"] and options["all"]:
             raise _usage("--create-schema is for scratch schemas: use it with --schema or --tenants, not --all.")
-        if options["all"]:
-            schemas = selectors.registered_schemas()
-        else:
+        schemas: list[str] | None = None
+        if not options["all"]:
             raw = [options["schema"]] if options["schema"] else [s.strip() for s in options["tenants"].split(",")]
-            schemas = list(dict.fromkeys(self._schema(s) for s in raw if s))
+            schemas = [self._schema(s) for s in raw if s]
             if not schemas:
                 raise _usage("--tenants needs at least one schema name.")
-        tenant_ids = services.tenant_ids_for(schemas)
-        unregistered = [s for s in schemas if s not in tenant_ids]
-        if unregistered and not options["create_schema"]:
-            raise _usage(
-                f"Not a registered tenant: {', '.join(unregistered)}. "
-                "Pass --create-schema to apply to a scratch schema."
-            )
         actor = Actor.system(f"tenant_sql:{getpass.getuser()}")
         applied_by = f"{getpass.getuser()}@{socket.gethostname()}"[:150]
-        # Refuse a broken template set before creating anything.
-        services.template_set_for_apply(options["dir"])
-        if options["create_schema"]:
-            for schema in unregistered:
-                services.schema_create(schema=schema, actor=actor)
-        targets = [
-            services.ApplyTarget(schema=s, tenant_id=tenant_ids.get(s) or services.scratch_tenant_id(s))
-            for s in schemas
-        ]
+        try:
+            targets = services.rollout_targets(
+                schemas=schemas, create_schema=options["create_schema"], directory=options["dir"], actor=actor
+            )
+        except services.UnregisteredSchemas as exc:
+            raise _usage(exc.message) from exc
         as_json = options["json"]
         bar = tqdm(total=len(targets), unit="schema", file=sys.stderr) if not as_json and self.stdout.isatty() else None
 

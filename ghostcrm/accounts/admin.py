@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm as DjangoAdminPasswordChangeForm
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.contrib.auth.forms import UserCreationForm as DjangoUserCreationForm
 from django.contrib.auth.models import Group
@@ -21,9 +22,12 @@ from django.utils.safestring import SafeString
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from ghostcrm.accounts import selectors, services
+from ghostcrm.accounts import selectors
+from ghostcrm.accounts.forms import ServicePasswordMixin
 from ghostcrm.accounts.models import Invitation, InvitationRole, User, UserSession
-from ghostcrm.audit.services import Actor, audit_record
+from ghostcrm.accounts.services import invitations, mfa, sessions, signin
+from ghostcrm.accounts.services.lockout import user_unlock
+from ghostcrm.audit.services import Actor
 from ghostcrm.core.admin_base import AuditedModelAdmin, ReadOnlyAdminMixin
 from ghostcrm.core.errors import ApplicationError
 
@@ -48,7 +52,7 @@ class UserSessionInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 def _require_recent_auth(modeladmin: admin.ModelAdmin, request: HttpRequest) -> bool:
-    if services.reauth_is_recent(request=request):
+    if signin.reauth_is_recent(request=request):
         return True
     url = reverse("accounts:reauth") + "?next=" + request.get_full_path()
     modeladmin.message_user(
@@ -79,10 +83,15 @@ class UserChangeForm(_EmailNormalisingForm, DjangoUserChangeForm):
         fields = ("email", "password", "first_name", "last_name", "role", "is_active", "is_staff")
 
 
+class AdminPasswordChangeForm(ServicePasswordMixin, DjangoAdminPasswordChangeForm):
+    """A super admin setting someone's password: through ``password_change`` (history, sessions, audit)."""
+
+
 @admin.register(User)
 class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
+    change_password_form = AdminPasswordChangeForm
     list_display = ("email", "first_name", "last_name", "role", "is_active", "mfa", "last_login", "date_joined")
     inlines = (UserSessionInline,)
     actions = ("end_all_sessions", "reset_mfa", "unlock")
@@ -121,7 +130,7 @@ class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
     @admin.action(description="End all sessions of the selected users", permissions=["super_admin"])
     def end_all_sessions(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         total = sum(
-            services.user_sessions_revoke(user=user, actor=Actor.for_user(request.user), request=request)
+            sessions.user_sessions_revoke(user=user, actor=Actor.for_user(request.user), request=request)
             for user in queryset
         )
         self.message_user(request, f"Ended {total} session(s).", messages.SUCCESS)
@@ -134,16 +143,13 @@ class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
         if not _require_recent_auth(self, request):
             return
         for user in queryset:
-            services.mfa_reset(
-                user=user, actor=Actor.for_user(request.user), request=request, reason="Reset by an admin."
-            )
+            mfa.mfa_reset(user=user, actor=Actor.for_user(request.user), request=request, reason="Reset by an admin.")
         self.message_user(request, f"MFA reset for {queryset.count()} user(s); their sessions ended.", messages.SUCCESS)
 
     @admin.action(description="Unlock (clear failed sign-in attempts)", permissions=["super_admin"])
     def unlock(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         cleared = sum(
-            services.user_unlock(email=user.email, actor=Actor.for_user(request.user), request=request)
-            for user in queryset
+            user_unlock(email=user.email, actor=Actor.for_user(request.user), request=request) for user in queryset
         )
         self.message_user(request, f"Unlocked; {cleared} failed-attempt record(s) cleared.", messages.SUCCESS)
 
@@ -182,7 +188,7 @@ class UserSessionAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
     def end_sessions(self, request: HttpRequest, queryset: QuerySet[UserSession]) -> None:
         ended = 0
         for session in queryset.select_related("user").filter(ended_at__isnull=True):
-            ended += services.user_session_end(
+            ended += sessions.user_session_end(
                 session=session,
                 reason=UserSession.EndReason.REVOKED,
                 actor=Actor.for_user(request.user),
@@ -191,11 +197,33 @@ class UserSessionAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
         self.message_user(request, f"Ended {ended} session(s).", messages.SUCCESS)
 
 
+# The roles an invitation grants, least privileged first: the form lists them in this order and preselects
+# the first, so a hurried "Send" never grants more than one organisation's CRM.
+ROLES_LEAST_PRIVILEGED_FIRST = (
+    InvitationRole.TENANT_ADMIN,
+    InvitationRole.SUPPORT,
+    InvitationRole.BILLING,
+    InvitationRole.SUPER_ADMIN,
+)
+
+
 class InvitationForm(forms.Form):
     email = forms.EmailField(label="E-mail address")
-    role = forms.ChoiceField(choices=InvitationRole.choices)
+    role = forms.ChoiceField(
+        choices=[(role.value, role.label) for role in ROLES_LEAST_PRIVILEGED_FIRST],
+        initial=ROLES_LEAST_PRIVILEGED_FIRST[0].value,
+    )
     organization: forms.ModelChoiceField = forms.ModelChoiceField(
-        queryset=None, required=False, help_text="Only for a tenant CRM admin: the organisation it administers."
+        label="Organisation",
+        queryset=None,
+        required=False,
+        help_text="Only for a Tenant CRM admin: the organisation it administers.",
+    )
+    confirm_super_admin = forms.BooleanField(
+        label="Grant Super admin",
+        required=False,
+        help_text="Only for Super admin: tick to confirm that this person gets full control of the control "
+        "plane (every organisation, account, service key and setting).",
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -203,6 +231,25 @@ class InvitationForm(forms.Form):
         from tenants.models import Organization
 
         self.fields["organization"].queryset = Organization.objects.order_by("name")  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("role") == InvitationRole.SUPER_ADMIN and not data.get("confirm_super_admin"):
+            self.add_error(
+                "confirm_super_admin",
+                "Super admin gives full control of the control plane: tick this box to confirm, or choose a "
+                "smaller role.",
+            )
+        return data
+
+    def add_service_errors(self, exc: ApplicationError) -> None:
+        """Every field error the service reported, on its field (all at once); the sentence when it has none."""
+        fields = exc.extra.get("fields", {})
+        for name, errors in fields.items():
+            for error in errors:
+                self.add_error(name if name in self.fields else None, error)
+        if not fields:
+            self.add_error(None, exc.message)
 
 
 @admin.register(Invitation)
@@ -256,7 +303,7 @@ class InvitationAdmin(AuditedModelAdmin):
         if request.method == "POST" and form.is_valid():
             organization = form.cleaned_data["organization"]
             try:
-                invitation = services.invitation_create(
+                invitation = invitations.invitation_create(
                     email=form.cleaned_data["email"],
                     role=form.cleaned_data["role"],
                     inviter=request.user,  # type: ignore[arg-type]
@@ -264,7 +311,7 @@ class InvitationAdmin(AuditedModelAdmin):
                     actor=Actor.for_user(request.user),
                 )
             except ApplicationError as exc:
-                form.add_error(None, exc.message)
+                form.add_service_errors(exc)
             else:
                 self.message_user(request, f"Invitation sent to {invitation.email}.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:accounts_invitation_changelist"))
@@ -282,7 +329,7 @@ class InvitationAdmin(AuditedModelAdmin):
             request,
             queryset,
             "resent",
-            lambda inv: services.invitation_resend(
+            lambda inv: invitations.invitation_resend(
                 invitation_id=inv.pk,
                 inviter=request.user,  # type: ignore[arg-type]
                 actor=Actor.for_user(request.user),
@@ -295,7 +342,7 @@ class InvitationAdmin(AuditedModelAdmin):
             request,
             queryset,
             "revoked",
-            lambda inv: services.invitation_revoke(invitation_id=inv.pk, actor=Actor.for_user(request.user)),
+            lambda inv: invitations.invitation_revoke(invitation_id=inv.pk, actor=Actor.for_user(request.user)),
         )
 
     def _each(self, request: HttpRequest, queryset: QuerySet[Invitation], verb: str, call: Any) -> None:
@@ -338,7 +385,7 @@ class AuditedAccessAttemptAdmin(AuditedModelAdmin, AccessAttemptAdmin):
     def unlock_selected(self, request: HttpRequest, queryset: QuerySet[AccessAttempt]) -> None:
         pairs = {(a.username or "", a.ip_address) for a in queryset}
         cleared = sum(
-            services.user_unlock(email=u, ip_address=ip, actor=Actor.for_user(request.user), request=request)
+            user_unlock(email=u, ip_address=ip, actor=Actor.for_user(request.user), request=request)
             for u, ip in pairs
             if u
         )
@@ -384,24 +431,12 @@ class _DeviceAdmin(AuditedModelAdmin):
     actions = ("delete_selected",)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        super().delete_model(request, obj)
-        audit_record(
-            action="auth.mfa.reset",
-            target=obj.user,
-            request=request,
-            message=f"Device {obj.name!r} deleted in the admin.",
-        )
+        mfa.mfa_devices_delete(devices=[obj], actor=Actor.for_user(request.user), request=request)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        devices = list(queryset.select_related("user"))
-        super().delete_queryset(request, queryset)
-        for device in devices:
-            audit_record(
-                action="auth.mfa.reset",
-                target=device.user,
-                request=request,
-                message=f"Device {device.name!r} deleted in the admin.",
-            )
+        mfa.mfa_devices_delete(
+            devices=queryset.select_related("user"), actor=Actor.for_user(request.user), request=request
+        )
 
 
 @admin.register(TOTPDevice)

@@ -8,38 +8,8 @@ class AccountsConfig(AppConfig):
     default = True
 
     def ready(self) -> None:
-        from django_otp.plugins.otp_static.models import StaticDevice
-        from django_otp.plugins.otp_totp.models import TOTPDevice
+        # Models, and the receivers that use them, can be imported only once the app registry is ready;
+        # AppConfig.ready() is Django's documented place for this one import.
+        from ghostcrm.accounts import wiring  # noqa: PLC0415, RUF100
 
-        from ghostcrm.accounts import receivers  # noqa: F401  (connects the signal receivers)
-        from ghostcrm.core.system_settings import SettingSpec, register
-
-        # The TOTP secret must never reach an audit snapshot (admin deletes record `before`).
-        TOTPDevice.audit_redacted_fields = ("key",)  # type: ignore[attr-defined]
-        StaticDevice.audit_redacted_fields = ()  # type: ignore[attr-defined]
-        register(
-            SettingSpec(
-                key="accounts.invitation_expiry_hours",
-                type=int,
-                default=72,
-                help_text="Hours an invitation link stays valid (a resend starts a new period).",
-                min_value=1,
-                max_value=24 * 30,
-            ),
-            SettingSpec(
-                key="accounts.invitations_per_inviter_per_hour",
-                type=int,
-                default=20,
-                help_text="Invitation e-mails (sends and resends) one person may send per hour.",
-                min_value=1,
-                max_value=10000,
-            ),
-            SettingSpec(
-                key="accounts.invitations_per_address_per_day",
-                type=int,
-                default=5,
-                help_text="Invitation e-mails one address may receive per 24 hours, from everyone together.",
-                min_value=1,
-                max_value=1000,
-            ),
-        )
+        wiring.connect()

@@ -1,6 +1,47 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
+from django.contrib.admin.forms import AdminPasswordChangeForm as DjangoSitePasswordChangeForm
+
+from ghostcrm.accounts.context import get_current_request
+from ghostcrm.accounts.models import User
+from ghostcrm.accounts.services.passwords import password_change
+from ghostcrm.audit.services import Actor
+
+
+class ServicePasswordMixin:
+    """For Django's password forms: the new password is set by ``password_change`` (history, other sessions
+    ended, audited) instead of ``set_password`` + ``save``. The form has already validated it."""
+
+    cleaned_data: dict[str, Any]
+
+    def set_password_and_save(
+        self,
+        user: User,
+        password_field_name: str = "password1",  # noqa: S107  (a form field name, not a password)
+        commit: bool = True,
+        **kwargs: Any,
+    ) -> User:
+        if not commit or not self.cleaned_data.get("set_usable_password", True):
+            return super().set_password_and_save(  # type: ignore[misc]
+                user, password_field_name=password_field_name, commit=commit, **kwargs
+            )
+        request = get_current_request()
+        password_change(
+            user=user,
+            password=self.cleaned_data[password_field_name],
+            actor=Actor.for_user(getattr(request, "user", None)) if request is not None else Actor.system(),
+            request=request,
+            except_session_key=request.session.session_key if request is not None else None,
+            validate=False,
+        )
+        return user
+
+
+class SitePasswordChangeForm(ServicePasswordMixin, DjangoSitePasswordChangeForm):
+    """The admin's "change my password" page (old password, then the new one twice)."""
 
 
 class LoginForm(forms.Form):

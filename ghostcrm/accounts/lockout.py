@@ -15,12 +15,16 @@ import math
 from typing import Any
 
 from axes.handlers.database import AxesDatabaseHandler
+from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_failure_limit
 from django.conf import settings
+from django.contrib import admin
 from django.db.models import Max, Sum
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
+
+from ghostcrm.audit.services import client_ip as audit_client_ip
 
 
 def cooloff_for(failures: int) -> dt.timedelta:
@@ -69,8 +73,6 @@ class ProgressiveAxesHandler(AxesDatabaseHandler):
 
 
 def handler() -> ProgressiveAxesHandler:
-    from axes.handlers.proxy import AxesProxyHandler
-
     implementation = AxesProxyHandler.get_implementation()
     assert isinstance(implementation, ProgressiveAxesHandler), "AXES_HANDLER must be the progressive handler"
     return implementation
@@ -78,8 +80,6 @@ def handler() -> ProgressiveAxesHandler:
 
 def prepare_request(request: HttpRequest) -> None:
     """Give ``request`` the attributes axes computes (IP, user agent, time) when axes has not yet done so."""
-    from axes.handlers.proxy import AxesProxyHandler
-
     AxesProxyHandler.update_request(request)
 
 
@@ -118,8 +118,6 @@ def lockout_response(
             status=429,
         )
     else:
-        from django.contrib import admin
-
         context = {**admin.site.each_context(request), "title": "Sign-in locked", "message": message}
         context.update({"locked_until": until, "retry_after": seconds})
         response = render(request, "registration/lockout.html", context, status=429)
@@ -130,6 +128,4 @@ def lockout_response(
 
 def client_ip(request: HttpRequest) -> str | None:
     """AXES_CLIENT_IP_CALLABLE: the lockout counts per the same address the audit log records."""
-    from ghostcrm.audit.services import client_ip as audit_client_ip
-
     return audit_client_ip(request)

@@ -14,9 +14,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpRe
 from django.urls import reverse
 from django.utils import timezone
 
-from ghostcrm.accounts import selectors, services
+from ghostcrm.accounts import selectors
 from ghostcrm.accounts.context import current_request
 from ghostcrm.accounts.models import UserSession
+from ghostcrm.accounts.services.sessions import AUTH_AT_SESSION_KEY, SEEN_AT_SESSION_KEY
+from ghostcrm.accounts.services.signin import reauth_is_recent
 
 # Views that change an e-mail address, a password or MFA: reachable only shortly after the password was
 # typed (at sign-in or on the confirmation page).
@@ -68,8 +70,8 @@ class SessionSecurityMiddleware:
         session = request.session
         now = timezone.now().timestamp()
         row = selectors.user_session_for_key(session_key=session.session_key) if session.session_key else None
-        auth_at = float(session.get(services.AUTH_AT_SESSION_KEY, now))
-        seen_at = float(session.get(services.SEEN_AT_SESSION_KEY, now))
+        auth_at = float(session.get(AUTH_AT_SESSION_KEY, now))
+        seen_at = float(session.get(SEEN_AT_SESSION_KEY, now))
         reason: str | None = None
         if row is None or row.ended_at is not None or row.user_id != user.pk:
             reason = "revoked"
@@ -80,10 +82,10 @@ class SessionSecurityMiddleware:
         if reason is None:
             assert row is not None
             if now - seen_at >= SEEN_UPDATE_EVERY:
-                session[services.SEEN_AT_SESSION_KEY] = now
+                session[SEEN_AT_SESSION_KEY] = now
                 UserSession.objects.filter(pk=row.pk).update(last_seen_at=timezone.now())
-            session.setdefault(services.AUTH_AT_SESSION_KEY, auth_at)
-            session.setdefault(services.SEEN_AT_SESSION_KEY, now)
+            session.setdefault(AUTH_AT_SESSION_KEY, auth_at)
+            session.setdefault(SEEN_AT_SESSION_KEY, now)
             return None
         request._gc_end_reason = reason  # type: ignore[attr-defined]
         logout(request)
@@ -127,7 +129,7 @@ class SessionSecurityMiddleware:
         if match is None or match.view_name not in REAUTH_VIEW_NAMES:
             return None
         user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated or services.reauth_is_recent(request=request):
+        if user is None or not user.is_authenticated or reauth_is_recent(request=request):
             return None
         if not user.is_verified():
             return None  # the second factor comes first: the MFA gate or the view sends it there

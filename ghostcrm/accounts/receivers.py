@@ -10,9 +10,11 @@ from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from ghostcrm.accounts import services
+from ghostcrm.accounts import lockout
 from ghostcrm.accounts.context import get_current_request
 from ghostcrm.accounts.models import User, UserSession
+from ghostcrm.accounts.selectors import user_session_for_key
+from ghostcrm.accounts.services.sessions import user_session_end, user_session_start, user_sessions_revoke
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor, audit_record
 
@@ -53,8 +55,6 @@ def audit_lockout(
     failures = getattr(request, "axes_failures_since_start", None)
     if not isinstance(failures, int):
         return
-    from ghostcrm.accounts import lockout
-
     until = lockout.handler().locked_until(request, getattr(request, "axes_credentials", None))
     actor, user = _claimed_actor(username)
     audit_record(
@@ -73,24 +73,21 @@ def audit_lockout(
 @receiver(user_logged_in, dispatch_uid="accounts_session_start")
 def session_start(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
     if isinstance(user, User) and hasattr(request, "session"):
-        services.user_session_start(request=request, user=user)
+        user_session_start(request=request, user=user)
 
 
 @receiver(user_logged_out, dispatch_uid="accounts_session_logout")
 def session_logout(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
     if not isinstance(user, User) or not hasattr(request, "session") or not request.session.session_key:
         return
-    from ghostcrm.accounts.selectors import user_session_for_key
-
     session = user_session_for_key(session_key=request.session.session_key)
     if session is not None and session.ended_at is None:
         reason = getattr(request, "_gc_end_reason", UserSession.EndReason.LOGOUT)
-        services.user_session_end(session=session, reason=reason, actor=Actor.for_user(user), request=request)
+        user_session_end(session=session, reason=reason, actor=Actor.for_user(user), request=request)
 
 
 @receiver(pre_save, sender=User, dispatch_uid="accounts_user_pre_save")
 def remember_previous_state(sender: Any, instance: User, **kwargs: Any) -> None:
-    instance._gc_is_new = instance._state.adding  # type: ignore[attr-defined]
     instance._gc_was_active = (  # type: ignore[attr-defined]
         not instance._state.adding
         and not instance.is_active
@@ -104,7 +101,7 @@ def end_sessions_of_disabled_user(sender: Any, instance: User, created: bool, **
         return
     instance._gc_was_active = False  # type: ignore[attr-defined]
     request = get_current_request()
-    services.user_sessions_revoke(
+    user_sessions_revoke(
         user=instance,
         actor=Actor.for_user(getattr(request, "user", None)) if request is not None else Actor.system(),
         reason=UserSession.EndReason.DISABLED,

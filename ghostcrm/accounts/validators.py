@@ -7,6 +7,8 @@ from typing import Any
 from django.contrib.auth.hashers import check_password
 from django.core.exceptions import ValidationError
 
+from ghostcrm.accounts.selectors import password_recent_hashes
+
 
 class MaximumLengthValidator:
     """Refuse passwords longer than ``max_length`` characters (hashing unbounded input is a DoS vector)."""
@@ -29,8 +31,8 @@ class MaximumLengthValidator:
 class PasswordHistoryValidator:
     """Refuse the user's current password and the ones before it, ``history`` passwords in all.
 
-    ``password_changed`` (called by Django whenever a user with a new password is saved) records the new
-    hash, so every path that sets a password (admin, forms, invitations, commands) keeps the history.
+    Only checks: the history is written by ``services.passwords.password_change`` (the one way a password
+    changes), never by a ``password_changed`` hook, which Django would run on every save of a user.
     """
 
     def __init__(self, history: int = 5) -> None:
@@ -39,8 +41,6 @@ class PasswordHistoryValidator:
     def validate(self, password: str, user: Any = None) -> None:
         if user is None or getattr(user, "pk", None) is None:
             return
-        from ghostcrm.accounts.selectors import password_recent_hashes
-
         for encoded in password_recent_hashes(user=user, limit=self.history):
             if check_password(password, encoded):
                 raise ValidationError(
@@ -48,13 +48,6 @@ class PasswordHistoryValidator:
                     code="password_reused",
                     params={"history": self.history},
                 )
-
-    def password_changed(self, password: str, user: Any = None) -> None:
-        if user is None or getattr(user, "pk", None) is None:
-            return
-        from ghostcrm.accounts.services import password_history_record
-
-        password_history_record(user=user, keep=self.history)
 
     def get_help_text(self) -> str:
         return f"Your password cannot be one of your last {self.history} passwords."

@@ -24,8 +24,10 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from ghostcrm.accounts import lockout, selectors, services
+from ghostcrm.accounts import lockout, selectors
+from ghostcrm.accounts.errors import InvitationGone, MFAFailed, MFAThrottled
 from ghostcrm.accounts.forms import CodeForm, EnrolForm, InvitationAcceptForm, LoginForm, PasswordConfirmForm
+from ghostcrm.accounts.services import invitations, mfa, signin
 from ghostcrm.audit.services import Actor
 from ghostcrm.core.errors import ApplicationError, NotFound
 
@@ -93,14 +95,14 @@ def login_view(request: HttpRequest) -> HttpResponse:
         if user is not None and not user.is_staff:
             # Right password, but the account may not use the admin: a refused sign-in like any other
             # (audited, counted by the lockout), with the same sentence so it reveals nothing.
-            services.auth_login_failed(request=request, username=email, factor="password")
+            signin.auth_login_failed(request=request, username=email, factor="password")
             if getattr(request, "axes_locked_out", False):
                 return lockout.lockout_response(request, None, {"username": email})
             user = None
         if user is None:
             form.add_error(None, "The e-mail address or password is not correct.")
         else:
-            services.auth_preauth_begin(request=request, user=user, next_url=next_url)
+            signin.auth_preauth_begin(request=request, user=user, next_url=next_url)
             step = "accounts:mfa" if selectors.user_has_mfa(user=user) else "accounts:mfa_enrol"
             return redirect(step)
     return render(request, "registration/login.html", _context(request, "Sign in", form=form, next=next_url))
@@ -111,7 +113,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def mfa_view(request: HttpRequest) -> HttpResponse:
-    user, next_url = services.auth_pending_user(request=request)
+    user, next_url = signin.auth_pending_user(request=request)
     if user is None:
         return redirect("accounts:login")
     if not selectors.user_has_mfa(user=user):
@@ -124,14 +126,16 @@ def mfa_view(request: HttpRequest) -> HttpResponse:
             return locked
         code = form.cleaned_data["code"]
         try:
-            device, factor = services.mfa_verify(user=user, code=code)
-        except services.MFAFailed as exc:
-            services.auth_login_failed(request=request, username=user.email, factor=exc.extra.get("factor", "totp"))
+            device, factor = mfa.mfa_verify(user=user, code=code)
+        except MFAThrottled as exc:
+            form.add_error("code", exc.message)  # not checked, so not a failed attempt
+        except MFAFailed as exc:
+            signin.auth_login_failed(request=request, username=user.email, factor=exc.extra.get("factor", "totp"))
             if getattr(request, "axes_locked_out", False):
                 return lockout.lockout_response(request, None, {"username": user.email})
             form.add_error("code", exc.message)
         else:
-            services.auth_login_complete(request=request, user=user, device=device, factor=factor)
+            signin.auth_login_complete(request=request, user=user, device=device, factor=factor)
             if factor == "backup":
                 left = selectors.user_backup_codes_left(user=user)
                 messages.warning(
@@ -146,7 +150,7 @@ def mfa_view(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def mfa_enrol_view(request: HttpRequest) -> HttpResponse:
-    user, next_url = services.auth_pending_user(request=request)
+    user, next_url = signin.auth_pending_user(request=request)
     if user is None:
         return redirect("accounts:login")
     if selectors.user_has_mfa(user=user):
@@ -158,22 +162,24 @@ def mfa_enrol_view(request: HttpRequest) -> HttpResponse:
         if locked is not None:
             return locked
         try:
-            device, codes = services.mfa_enrol_confirm(request=request, user=user, code=form.cleaned_data["code"])
-        except services.MFAFailed as exc:
-            services.auth_login_failed(request=request, username=user.email, factor="totp")
+            device, codes = mfa.mfa_enrol_confirm(request=request, user=user, code=form.cleaned_data["code"])
+        except MFAThrottled as exc:
+            form.add_error("code", exc.message)
+        except MFAFailed as exc:
+            signin.auth_login_failed(request=request, username=user.email, factor="totp")
             if getattr(request, "axes_locked_out", False):
                 return lockout.lockout_response(request, None, {"username": user.email})
             form.add_error("code", exc.message)
         except ApplicationError as exc:
             form.add_error(None, exc.message)
         else:
-            services.auth_login_complete(request=request, user=user, device=device, factor="totp")
+            signin.auth_login_complete(request=request, user=user, device=device, factor="totp")
             return render(
                 request,
                 "registration/backup_codes.html",
                 _context(request, "Your backup codes", codes=codes, next=next_url),
             )
-    device = services.mfa_enrolment_device(user=user)
+    device = mfa.mfa_enrolment_device(user=user)
     qr_svg = segno.make(device.config_url, error="m").svg_inline(scale=4, dark="#000", light="#fff")
     secret = base64.b32encode(device.bin_key).decode("ascii")
     return render(
@@ -200,7 +206,7 @@ def reauth_view(request: HttpRequest) -> HttpResponse:
     form = PasswordConfirmForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.reauth_confirm(request=request, password=form.cleaned_data["password"])
+            signin.reauth_confirm(request=request, password=form.cleaned_data["password"])
         except ApplicationError as exc:
             if getattr(request, "axes_locked_out", False):
                 return lockout.lockout_response(request, None, {"username": request.user.get_username()})
@@ -236,7 +242,7 @@ def security_view(request: HttpRequest) -> HttpResponse:
 @verified_required
 @require_http_methods(["POST"])
 def backup_codes_view(request: HttpRequest) -> HttpResponse:
-    codes = services.backup_codes_generate(user=request.user, request=request)  # type: ignore[arg-type]
+    codes = mfa.backup_codes_generate(user=request.user, request=request)  # type: ignore[arg-type]
     return render(
         request,
         "registration/backup_codes.html",
@@ -250,7 +256,7 @@ def backup_codes_view(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["POST"])
 def mfa_reset_view(request: HttpRequest) -> HttpResponse:
     user = request.user
-    services.mfa_reset(user=user, actor=Actor.for_user(user), request=request, reason="Reset by the user.")  # type: ignore[arg-type]
+    mfa.mfa_reset(user=user, actor=Actor.for_user(user), request=request, reason="Reset by the user.")  # type: ignore[arg-type]
     messages.info(request, "Your authenticator and backup codes were removed. Sign in again to set up a new one.")
     return redirect("accounts:login")
 
@@ -261,6 +267,22 @@ def email_hint(email: str) -> str:
     local, _, domain = email.partition("@")
     shown = local[:2] if len(local) > 4 else local[:1]
     return f"{shown}{'•' * max(3, len(local) - len(shown))}@{domain}"
+
+
+# The service's field names where the acceptance form calls them differently.
+_ACCEPT_FORM_FIELDS = {"password": "password1"}
+
+
+def _form_errors(form: InvitationAcceptForm, exc: ApplicationError) -> None:
+    """Every field error of ``exc`` on its form field, all at once; the sentence on top unless the only
+    problem is the password (its messages already say it all, under the field)."""
+    fields = exc.extra.get("fields", {})
+    if set(fields) != {"password"}:
+        form.add_error(None, exc.message)
+    for name, errors in fields.items():
+        field = _ACCEPT_FORM_FIELDS.get(name, name)
+        for error in errors:
+            form.add_error(field if field in form.fields else None, error)
 
 
 def _invitation_gone(request: HttpRequest, exc: ApplicationError) -> HttpResponse:
@@ -279,18 +301,18 @@ def _invitation_gone(request: HttpRequest, exc: ApplicationError) -> HttpRespons
 def invitation_view(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows who invited you to what and changes nothing; only the POST accepts."""
     try:
-        invitation = services.invitation_for_link(token=token)
+        invitation = invitations.invitation_for_link(token=token)
     except NotFound:
         return render(
             request, "accounts/invitation_invalid.html", _context(request, "Invitation link not valid"), status=404
         )
-    except services.InvitationGone as exc:
+    except InvitationGone as exc:
         return _invitation_gone(request, exc)
     form = InvitationAcceptForm(request.POST or None)
     status = 200
     if request.method == "POST" and form.is_valid():
         try:
-            accepted, user = services.invitation_accept(
+            accepted, user = invitations.invitation_accept(
                 token=token,
                 email=form.cleaned_data["email"],
                 password=form.cleaned_data["password1"],
@@ -298,24 +320,16 @@ def invitation_view(request: HttpRequest, token: str) -> HttpResponse:
                 last_name=form.cleaned_data["last_name"],
                 request=request,
             )
-        except services.InvitationGone as exc:
+        except InvitationGone as exc:
             return _invitation_gone(request, exc)
         except ApplicationError as exc:
-            fields = exc.extra.get("fields", {})
-            if "password" in fields:
-                for error in fields["password"]:
-                    form.add_error("password1", error)
-            else:
-                form.add_error(None, exc.message)
-                for name, errors in fields.items():
-                    for error in errors:
-                        form.add_error(name if name in form.fields else None, error)
+            _form_errors(form, exc)
             status = exc.http_status if exc.http_status != 404 else 400
         else:
             if user is not None:
                 # A new control-plane account: the password step is done, enrol the second factor now.
                 user.backend = "ghostcrm.accounts.backends.RoleBackend"  # type: ignore[attr-defined]
-                services.auth_preauth_begin(request=request, user=user, next_url=reverse("admin:index"))
+                signin.auth_preauth_begin(request=request, user=user, next_url=reverse("admin:index"))
                 return redirect("accounts:mfa_enrol")
             return render(
                 request,

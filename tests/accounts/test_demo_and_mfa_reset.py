@@ -12,11 +12,13 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from freezegun import freeze_time
 
-from ghostcrm.accounts import services
 from ghostcrm.accounts.models import User, UserSession
+from ghostcrm.accounts.services.demo import DEMO_ADMIN_EMAIL, demo_admin_create
+from ghostcrm.accounts.services.mfa import backup_codes_generate
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.core.errors import PermissionDenied
-from tests.accounts.conftest import enrol, full_sign_in
+from tests.accounts.factories import PASSWORD
+from tests.accounts.helpers import enrol, full_sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -26,13 +28,13 @@ def test_no_account_exists_after_migrate():
 
 
 def test_demo_admin_has_a_random_password_and_enrols_at_first_sign_in():
-    user, password = services.demo_admin_create()
-    assert user.email == services.DEMO_ADMIN_EMAIL and user.role == "super_admin" and user.is_superuser
+    user, password = demo_admin_create()
+    assert user.email == DEMO_ADMIN_EMAIL and user.role == "super_admin" and user.is_superuser
     assert len(password) >= 20
     assert authenticate(RequestFactory().post("/"), username=user.email, password=password) == user
     assert not TOTPDevice.objects.filter(user=user).exists()
     enrol(user)
-    again, second = services.demo_admin_create()
+    again, second = demo_admin_create()
     assert again.pk == user.pk and second != password
     assert not TOTPDevice.objects.filter(user=user).exists()  # re-running the demo starts enrolment afresh
     assert AuditEvent.objects.filter(action="auth.demo_admin").count() == 2
@@ -41,13 +43,13 @@ def test_demo_admin_has_a_random_password_and_enrols_at_first_sign_in():
 def test_demo_admin_refused_in_production(settings):
     settings.GHOSTCRM_ENV = "production"
     with pytest.raises(PermissionDenied, match="never created when GHOSTCRM_ENV=production"):
-        services.demo_admin_create()
+        demo_admin_create()
     assert not User.objects.exists()
 
 
 def test_admin_resets_a_users_mfa(admin_session, staff_user):
     device = enrol(staff_user)
-    services.backup_codes_generate(user=staff_user)
+    backup_codes_generate(user=staff_user)
     client = Client()
     assert full_sign_in(client, staff_user, device).status_code == 302
     response = admin_session.post(
@@ -85,8 +87,6 @@ def test_user_regenerates_backup_codes_and_resets_own_mfa_after_confirming_passw
         stale = client.post(reverse("accounts:mfa_reset"))
         assert stale.status_code == 302 and stale.url.startswith(reverse("accounts:reauth"))
         assert TOTPDevice.objects.filter(user=staff_user).exists()
-        from tests.accounts.conftest import PASSWORD
-
         client.post(stale.url, {"password": PASSWORD})
         done = client.post(reverse("accounts:mfa_reset"))
         assert done.status_code == 302

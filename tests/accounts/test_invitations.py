@@ -14,24 +14,26 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from freezegun import freeze_time
 
-from ghostcrm.accounts import jobs, services
+from ghostcrm.accounts import jobs
+from ghostcrm.accounts.errors import RateLimited
 from ghostcrm.accounts.models import Invitation, User
+from ghostcrm.accounts.services.invitations import (
+    INVITATION_MAX_EMAIL_MISMATCHES,
+    invitation_accept,
+    invitation_resend,
+    invitation_revoke,
+)
 from ghostcrm.accounts.signals import invitation_accepted
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor
 from ghostcrm.core.errors import Conflict, NotFound, ValidationError
 from ghostcrm.core.models import SystemSetting
+from tests.accounts.factories import OrganizationFactory
+from tests.accounts.helpers import invite, last_link_token, on_commit_run, verified_login
 
 pytestmark = pytest.mark.django_db
 NEW_PASSWORD = "quiet-meadow-copper-kite"
 START = dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.UTC)
-
-
-def _invite(email="new.person@example.com", role="support", inviter=None, **kw) -> tuple[Invitation, str]:
-    invitation = services.invitation_create(email=email, role=role, inviter=inviter, actor=Actor.system("test"), **kw)
-    message = mail.outbox[-1]
-    token = re.search(r"/accounts/invitations/([A-Za-z0-9_-]+)/", message.body).group(1)
-    return invitation, token
 
 
 def _accept(client, token, email="new.person@example.com", password=NEW_PASSWORD):
@@ -43,16 +45,11 @@ def _accept(client, token, email="new.person@example.com", password=NEW_PASSWORD
 
 @pytest.fixture
 def organization():
-    from tenants.models import Organization
-
-    org = Organization(name="Acme Ltd", slug="acme-ltd", admin_email="ceo@acme.test")
-    org.full_clean()
-    org.save()
-    return org
+    return OrganizationFactory(name="Acme Ltd", slug="acme-ltd", admin_email="ceo@acme.test")
 
 
 def test_token_is_random_url_safe_and_stored_only_as_sha256(super_admin):
-    invitation, token = _invite(inviter=super_admin)
+    invitation, token = invite(inviter=super_admin)
     assert len(token) >= 43  # 32 bytes, base64url
     invitation.refresh_from_db()
     assert invitation.token_hash == hashlib.sha256(token.encode()).hexdigest()
@@ -66,7 +63,7 @@ def test_token_is_random_url_safe_and_stored_only_as_sha256(super_admin):
 
 
 def test_email_has_text_and_html_bodies_with_the_site_link(settings, super_admin):
-    _invitation, token = _invite(inviter=super_admin)
+    _invitation, token = invite(inviter=super_admin)
     message = mail.outbox[-1]
     link = f"{settings.SITE_URL}/accounts/invitations/{token}/"
     assert link in message.body
@@ -76,7 +73,7 @@ def test_email_has_text_and_html_bodies_with_the_site_link(settings, super_admin
 
 
 def test_get_shows_the_invitation_and_accepts_nothing(client, super_admin):
-    invitation, token = _invite(inviter=super_admin)
+    invitation, token = invite(inviter=super_admin)
     for _ in range(2):  # a mail scanner following the link, twice
         page = client.get(reverse("accounts:invitation", args=[token]))
         assert page.status_code == 200
@@ -88,7 +85,7 @@ def test_get_shows_the_invitation_and_accepts_nothing(client, super_admin):
 
 
 def test_accepting_creates_the_account_and_leads_to_mfa_enrolment(client, super_admin):
-    invitation, token = _invite(inviter=super_admin)
+    invitation, token = invite(inviter=super_admin)
     response = _accept(client, token, email="New.Person@Example.com")
     assert response.status_code == 302 and response.url == reverse("accounts:mfa_enrol")
     user = User.objects.get(email="new.person@example.com")
@@ -103,7 +100,7 @@ def test_accepting_creates_the_account_and_leads_to_mfa_enrolment(client, super_
 
 
 def test_used_link_is_gone(client, super_admin):
-    _invitation, token = _invite(inviter=super_admin)
+    _invitation, token = invite(inviter=super_admin)
     _accept(client, token)
     for response in (client.get(reverse("accounts:invitation", args=[token])), _accept(type(client)(), token)):
         assert response.status_code == 410
@@ -112,7 +109,7 @@ def test_used_link_is_gone(client, super_admin):
 
 def test_expired_link_is_gone_and_the_job_marks_it(client, super_admin):
     with freeze_time(START) as clock:
-        invitation, token = _invite(inviter=super_admin)
+        invitation, token = invite(inviter=super_admin)
         clock.tick(dt.timedelta(hours=72, seconds=1))
         response = client.get(reverse("accounts:invitation", args=[token]))
         assert response.status_code == 410 and "expired on 2026-11-27 10:00 UTC" in response.content.decode()
@@ -127,13 +124,13 @@ def test_expired_link_is_gone_and_the_job_marks_it(client, super_admin):
 
 
 def test_revoked_link_is_gone(client, super_admin):
-    invitation, token = _invite(inviter=super_admin)
-    services.invitation_revoke(invitation_id=invitation.pk, actor=Actor.for_user(super_admin))
+    invitation, token = invite(inviter=super_admin)
+    invitation_revoke(invitation_id=invitation.pk, actor=Actor.for_user(super_admin))
     response = _accept(client, token)
     assert response.status_code == 410 and "withdrawn" in response.content.decode()
     assert not User.objects.filter(email="new.person@example.com").exists()
     with pytest.raises(Conflict):
-        services.invitation_revoke(invitation_id=invitation.pk, actor=Actor.for_user(super_admin))
+        invitation_revoke(invitation_id=invitation.pk, actor=Actor.for_user(super_admin))
 
 
 def test_unknown_token_is_404(client):
@@ -141,7 +138,7 @@ def test_unknown_token_is_404(client):
 
 
 def test_email_must_match(client, super_admin):
-    invitation, token = _invite(inviter=super_admin)
+    invitation, token = invite(inviter=super_admin)
     response = _accept(client, token, email="someone.else@example.com")
     assert response.status_code == 400 and "different e-mail address" in response.content.decode()
     invitation.refresh_from_db()
@@ -150,15 +147,15 @@ def test_email_must_match(client, super_admin):
 
 
 def test_page_hints_at_the_invited_address_without_revealing_it(client, super_admin):
-    _invitation, token = _invite(email="new.person@example.com", inviter=super_admin)
+    _invitation, token = invite(email="new.person@example.com", inviter=super_admin)
     text = client.get(reverse("accounts:invitation", args=[token])).content.decode()
     assert "new.person@example.com" not in text
     assert "ne••••••••@example.com" in text
 
 
 def test_repeated_wrong_addresses_revoke_the_invitation(client, super_admin):
-    invitation, token = _invite(inviter=super_admin)
-    limit = services.INVITATION_MAX_EMAIL_MISMATCHES
+    invitation, token = invite(inviter=super_admin)
+    limit = INVITATION_MAX_EMAIL_MISMATCHES
     statuses = [_accept(client, token, email=f"guess{i}@example.com").status_code for i in range(limit)]
     assert statuses == [400] * (limit - 1) + [410]
     invitation.refresh_from_db()
@@ -173,7 +170,7 @@ def test_repeated_wrong_addresses_revoke_the_invitation(client, super_admin):
 
 
 def test_weak_password_refused_and_nothing_written(client, super_admin):
-    invitation, token = _invite(inviter=super_admin)
+    invitation, token = invite(inviter=super_admin)
     response = _accept(client, token, password="short")
     assert response.status_code == 400 and "too short" in response.content.decode()
     invitation.refresh_from_db()
@@ -182,9 +179,10 @@ def test_weak_password_refused_and_nothing_written(client, super_admin):
 
 
 def test_resend_issues_a_new_token_and_the_old_one_stops_working(client, super_admin):
-    invitation, old = _invite(inviter=super_admin)
-    services.invitation_resend(invitation_id=invitation.pk, inviter=super_admin, actor=Actor.for_user(super_admin))
-    new = re.search(r"/accounts/invitations/([A-Za-z0-9_-]+)/", mail.outbox[-1].body).group(1)
+    invitation, old = invite(inviter=super_admin)
+    with on_commit_run(execute=True):
+        invitation_resend(invitation_id=invitation.pk, inviter=super_admin, actor=Actor.for_user(super_admin))
+    new = last_link_token()
     assert new != old
     replaced = client.get(reverse("accounts:invitation", args=[old]))
     assert replaced.status_code == 410 and "replaced by a newer invitation e-mail" in replaced.content.decode()
@@ -200,9 +198,10 @@ def test_resend_issues_a_new_token_and_the_old_one_stops_working(client, super_a
 
 
 def test_replaced_link_of_an_accepted_invitation_says_accepted(client, super_admin):
-    invitation, old = _invite(inviter=super_admin)
-    services.invitation_resend(invitation_id=invitation.pk, inviter=super_admin, actor=Actor.for_user(super_admin))
-    new = re.search(r"/accounts/invitations/([A-Za-z0-9_-]+)/", mail.outbox[-1].body).group(1)
+    invitation, old = invite(inviter=super_admin)
+    with on_commit_run(execute=True):
+        invitation_resend(invitation_id=invitation.pk, inviter=super_admin, actor=Actor.for_user(super_admin))
+    new = last_link_token()
     assert _accept(client, new).status_code == 302
     response = type(client)().get(reverse("accounts:invitation", args=[old]))
     assert response.status_code == 410 and "already been accepted" in response.content.decode()
@@ -211,48 +210,48 @@ def test_replaced_link_of_an_accepted_invitation_says_accepted(client, super_adm
 def test_rate_limit_per_inviter(super_admin):
     SystemSetting.objects.create(key="accounts.invitations_per_inviter_per_hour", value="2")
     with freeze_time(START) as clock:
-        _invite(email="one@example.com", inviter=super_admin)
-        _invite(email="two@example.com", inviter=super_admin)
-        with pytest.raises(services.RateLimited) as caught:
-            _invite(email="three@example.com", inviter=super_admin)
+        invite(email="one@example.com", inviter=super_admin)
+        invite(email="two@example.com", inviter=super_admin)
+        with pytest.raises(RateLimited) as caught:
+            invite(email="three@example.com", inviter=super_admin)
         assert "try again after 11:00 UTC" in caught.value.message and caught.value.http_status == 429
         assert not Invitation.objects.filter(email="three@example.com").exists()
         clock.tick(dt.timedelta(hours=1, seconds=1))
-        _invite(email="three@example.com", inviter=super_admin)
+        invite(email="three@example.com", inviter=super_admin)
 
 
 def test_rate_limit_per_address_counts_resends(super_admin, boss):
     SystemSetting.objects.create(key="accounts.invitations_per_address_per_day", value="2")
-    invitation, _token = _invite(inviter=super_admin)
-    services.invitation_resend(invitation_id=invitation.pk, inviter=boss, actor=Actor.for_user(boss))
-    with pytest.raises(services.RateLimited) as caught:
-        services.invitation_resend(invitation_id=invitation.pk, inviter=boss, actor=Actor.for_user(boss))
+    invitation, _token = invite(inviter=super_admin)
+    invitation_resend(invitation_id=invitation.pk, inviter=boss, actor=Actor.for_user(boss))
+    with pytest.raises(RateLimited) as caught:
+        invitation_resend(invitation_id=invitation.pk, inviter=boss, actor=Actor.for_user(boss))
     assert "new.person@example.com has been sent 2 invitations" in caught.value.message
 
 
 def test_several_pending_invitations_in_different_contexts(super_admin, organization):
-    _invite(email="dual@example.com", role="billing", inviter=super_admin)
-    _invite(email="dual@example.com", role="tenant_admin", inviter=super_admin, organization_id=organization.pk)
+    invite(email="dual@example.com", role="billing", inviter=super_admin)
+    invite(email="dual@example.com", role="tenant_admin", inviter=super_admin, organization_id=organization.pk)
     assert Invitation.objects.filter(email="dual@example.com", state="pending").count() == 2
     with pytest.raises(Conflict):
-        _invite(email="dual@example.com", role="support", inviter=super_admin)
+        invite(email="dual@example.com", role="support", inviter=super_admin)
 
 
 def test_bad_input_is_refused_clearly(super_admin, organization):
     with pytest.raises(ValidationError, match="not a valid e-mail"):
-        _invite(email="not-an-address")
+        invite(email="not-an-address")
     with pytest.raises(ValidationError, match="Unknown role"):
-        _invite(role="owner")
+        invite(role="owner")
     with pytest.raises(ValidationError, match="needs the organisation"):
-        _invite(role="tenant_admin")
-    with pytest.raises(ValidationError, match="Only tenant_admin"):
-        _invite(role="support", organization_id=organization.pk)
+        invite(role="tenant_admin")
+    with pytest.raises(ValidationError, match="Only Tenant CRM admin invitations name an organisation, not Support"):
+        invite(role="support", organization_id=organization.pk)
     import uuid
 
     with pytest.raises(NotFound):
-        _invite(role="tenant_admin", organization_id=uuid.uuid4())
+        invite(role="tenant_admin", organization_id=uuid.uuid4())
     with pytest.raises(Conflict, match="already has a control-plane account"):
-        _invite(email=super_admin.email)
+        invite(email=super_admin.email)
     assert not Invitation.objects.exists()
 
 
@@ -264,7 +263,7 @@ def test_tenant_admin_acceptance_sends_the_password_hash(client, super_admin, or
 
     invitation_accepted.connect(receiver, dispatch_uid="test-receiver")
     try:
-        invitation, token = _invite(
+        invitation, token = invite(
             email="crm.admin@acme.test", role="tenant_admin", inviter=None, organization_id=organization.pk
         )
         page = client.get(reverse("accounts:invitation", args=[token]))
@@ -286,9 +285,9 @@ def test_failing_receiver_undoes_the_acceptance(client, organization):
 
     invitation_accepted.connect(receiver, dispatch_uid="test-failing")
     try:
-        invitation, token = _invite(email="crm.admin@acme.test", role="tenant_admin", organization_id=organization.pk)
+        invitation, token = invite(email="crm.admin@acme.test", role="tenant_admin", organization_id=organization.pk)
         with pytest.raises(RuntimeError):
-            services.invitation_accept(token=token, email="crm.admin@acme.test", password=NEW_PASSWORD)
+            invitation_accept(token=token, email="crm.admin@acme.test", password=NEW_PASSWORD)
     finally:
         invitation_accepted.disconnect(dispatch_uid="test-failing")
     invitation.refresh_from_db()
@@ -320,12 +319,12 @@ def test_admin_shows_the_organisation_by_name_linked_to_its_page(admin_session, 
 
     organization.name = "Acme <b>& Sons</b>"
     organization.save(update_fields=["name"])
-    tenant, _ = _invite(email="crm.admin@acme.test", role="tenant_admin", organization_id=organization.pk)
-    _invite(email="staff@example.com", role="billing")
+    tenant, _ = invite(email="crm.admin@acme.test", role="tenant_admin", organization_id=organization.pk)
+    invite(email="staff@example.com", role="billing")
     gone_org = Organization(name="Gone Ltd", slug="gone-ltd", admin_email="ceo@gone.test")
     gone_org.full_clean()
     gone_org.save()
-    _invite(email="orphan@example.com", role="tenant_admin", organization_id=gone_org.pk)
+    invite(email="orphan@example.com", role="tenant_admin", organization_id=gone_org.pk)
     Organization.objects.filter(pk=gone_org.pk).delete()  # no foreign key: the invitation keeps the bare UUID
 
     org_url = reverse("admin:tenants_organization_change", args=[organization.pk])
@@ -346,7 +345,7 @@ def test_admin_shows_the_organisation_by_name_linked_to_its_page(admin_session, 
     zeta = Organization(name="Zeta Co", slug="zeta-co", admin_email="ceo@zeta.test")
     zeta.full_clean()
     zeta.save()
-    _invite(email="crm.admin@zeta.test", role="tenant_admin", organization_id=zeta.pk)
+    invite(email="crm.admin@zeta.test", role="tenant_admin", organization_id=zeta.pk)
     changelist = reverse("admin:accounts_invitation_changelist")
     ascending = admin_session.get(changelist + "?o=3").content.decode()
     assert ascending.index("crm.admin@acme.test") < ascending.index("crm.admin@zeta.test")
@@ -360,7 +359,8 @@ def test_admin_shows_the_organisation_by_name_linked_to_its_page(admin_session, 
 
 
 def test_invite_user_command(capsys, organization):
-    call_command("invite_user", "--email", "Cli.User@Example.com", "--role", "super_admin")
+    with on_commit_run(execute=True):
+        call_command("invite_user", "--email", "Cli.User@Example.com", "--role", "super_admin")
     assert "sent to cli.user@example.com as Super admin" in capsys.readouterr().out
     assert "/accounts/invitations/" in mail.outbox[-1].body
     call_command(
@@ -398,10 +398,8 @@ def test_session_purge_job_deletes_only_rows_past_the_absolute_timeout(staff_use
 
 
 def test_support_staff_cannot_invite_resend_or_revoke(client, super_admin, staff_user):
-    from tests.conftest import login_with_verified_otp
-
-    invitation, _token = _invite(inviter=super_admin)
-    login_with_verified_otp(client, staff_user)
+    invitation, _token = invite(inviter=super_admin)
+    verified_login(client, staff_user)
     assert client.get(reverse("admin:accounts_invitation_changelist")).status_code == 200  # may view
     assert client.get(reverse("admin:accounts_invitation_add")).status_code == 302
     changelist = reverse("admin:accounts_invitation_changelist")

@@ -12,7 +12,8 @@ from freezegun import freeze_time
 
 from ghostcrm.accounts.lockout import cooloff_for
 from ghostcrm.audit.models import AuditEvent
-from tests.accounts.conftest import PASSWORD, enrol, password_step, totp_code
+from tests.accounts.factories import PASSWORD
+from tests.accounts.helpers import enrol, password_step, totp_code
 
 pytestmark = pytest.mark.django_db
 START = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)

@@ -11,9 +11,11 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from freezegun import freeze_time
 
-from ghostcrm.accounts import services
+from ghostcrm.accounts.errors import MFAFailed
+from ghostcrm.accounts.services.mfa import backup_codes_generate, mfa_verify
 from ghostcrm.audit.models import AuditEvent
-from tests.accounts.conftest import PASSWORD, enrol, full_sign_in, password_step, totp_code
+from tests.accounts.factories import PASSWORD
+from tests.accounts.helpers import enrol, full_sign_in, password_step, totp_code
 
 pytestmark = pytest.mark.django_db
 
@@ -106,7 +108,7 @@ def test_totp_code_works_only_once(client, staff_user):
 
 def test_backup_codes_are_stored_hashed_and_work_once(client, staff_user):
     enrol(staff_user)
-    codes = services.backup_codes_generate(user=staff_user)
+    codes = backup_codes_generate(user=staff_user)
     stored = set(StaticToken.objects.filter(device__user=staff_user).values_list("token", flat=True))
     assert len(stored) == 10
     for code in codes:
@@ -130,10 +132,10 @@ def test_backup_codes_are_stored_hashed_and_work_once(client, staff_user):
 
 
 def test_new_backup_codes_replace_the_old_ones(staff_user):
-    first = services.backup_codes_generate(user=staff_user)
-    services.backup_codes_generate(user=staff_user)
-    with pytest.raises(services.MFAFailed):
-        services.mfa_verify(user=staff_user, code=first[0])
+    first = backup_codes_generate(user=staff_user)
+    backup_codes_generate(user=staff_user)
+    with pytest.raises(MFAFailed):
+        mfa_verify(user=staff_user, code=first[0])
 
 
 def test_wrong_password_is_audited_with_factor(client, staff_user):

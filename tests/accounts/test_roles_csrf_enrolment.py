@@ -13,14 +13,14 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from freezegun import freeze_time
 
-from ghostcrm.accounts import services
 from ghostcrm.accounts.models import Role, User, UserSession
+from ghostcrm.accounts.services.invitations import invitation_create
+from ghostcrm.accounts.services.mfa import backup_codes_generate, mfa_enrol_confirm
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor
 from ghostcrm.core.errors import Conflict
-from tests.accounts.conftest import PASSWORD, enrol, password_step, totp_code
-from tests.conftest import login_with_verified_otp
-from tests.integrations.conftest import make_organization
+from tests.accounts.factories import PASSWORD, OrganizationFactory
+from tests.accounts.helpers import enrol, invite, on_commit_run, password_step, totp_code, verified_login
 
 pytestmark = pytest.mark.django_db
 START = dt.datetime(2026, 11, 24, 11, 0, tzinfo=dt.UTC)
@@ -34,7 +34,7 @@ def billing_user(django_user_model):
 
 
 def _signed_in(user: User, **client_kwargs) -> Client:
-    return login_with_verified_otp(Client(**client_kwargs), user)
+    return verified_login(Client(**client_kwargs), user)
 
 
 # --- Roles -------------------------------------------------------------------------------------------------
@@ -108,12 +108,7 @@ def test_organisation_lifecycle_actions_are_offered_to_support_not_billing(staff
 
 
 def test_every_sign_in_and_invitation_form_refuses_a_post_without_csrf_token(staff_user, super_admin):
-    invitation = services.invitation_create(
-        email="csrf.check@example.com", role="support", inviter=super_admin, actor=Actor.system("test")
-    )
-    from django.core import mail
-
-    token = re.search(r"/accounts/invitations/([A-Za-z0-9_-]+)/", mail.outbox[-1].body).group(1)
+    invitation, token = invite(email="csrf.check@example.com", role="support", inviter=super_admin)
     anonymous = Client(enforce_csrf_checks=True)
     for url in (
         reverse("accounts:login"),
@@ -154,13 +149,13 @@ def test_enrolment_cannot_replace_an_existing_authenticator(client, staff_user):
     # the service refuses too, whatever calls it
     TOTPDevice.objects.create(user=staff_user, name="attacker phone", confirmed=False)
     with pytest.raises(Conflict, match="already has an authenticator"):
-        services.mfa_enrol_confirm(request=None, user=staff_user, code=totp_code(device))  # type: ignore[arg-type]
+        mfa_enrol_confirm(request=None, user=staff_user, code=totp_code(device))  # type: ignore[arg-type]
     assert TOTPDevice.objects.get(user=staff_user, confirmed=True) == device
 
 
 def test_backup_code_guesses_count_towards_the_lockout(client, staff_user):
     enrol(staff_user)
-    codes = services.backup_codes_generate(user=staff_user)
+    codes = backup_codes_generate(user=staff_user)
     with freeze_time(START):
         password_step(client, staff_user.email)
         statuses = []
@@ -248,17 +243,18 @@ def test_account_lists_do_not_query_per_row(admin_session, super_admin, url_name
             user = User.objects.create_user(email=f"person{i}@example.com", password=PASSWORD, role=Role.SUPPORT)
             enrol(user)
             UserSession.objects.create(user=user, session_key_hash=f"{i:064d}")
-            services.invitation_create(
-                email=f"invitee{i}@example.com", role="billing", inviter=super_admin, actor=Actor.system("test")
-            )
-            # A tenant admin's invitation names its organisation (a bare UUID column, no foreign key).
-            services.invitation_create(
-                email=f"crm-admin{i}@example.com",
-                role="tenant_admin",
-                inviter=super_admin,
-                organization_id=make_organization(f"Org {i}").pk,
-                actor=Actor.system("test"),
-            )
+            with on_commit_run(execute=True):
+                invitation_create(
+                    email=f"invitee{i}@example.com", role="billing", inviter=super_admin, actor=Actor.system("test")
+                )
+                # A tenant admin's invitation names its organisation (a bare UUID column, no foreign key).
+                invitation_create(
+                    email=f"crm-admin{i}@example.com",
+                    role="tenant_admin",
+                    inviter=super_admin,
+                    organization_id=OrganizationFactory(name=f"Org {i}").pk,
+                    actor=Actor.system("test"),
+                )
 
     def queries() -> int:
         with CaptureQueriesContext(connection) as captured:

@@ -10,11 +10,10 @@ from django.test import Client
 from django.urls import reverse
 from freezegun import freeze_time
 
-from ghostcrm.accounts import services
 from ghostcrm.accounts.models import UserSession
 from ghostcrm.audit.models import AuditEvent
-from ghostcrm.audit.services import Actor
-from tests.accounts.conftest import PASSWORD, enrol, full_sign_in
+from tests.accounts.factories import PASSWORD
+from tests.accounts.helpers import enrol, full_sign_in
 
 pytestmark = pytest.mark.django_db
 START = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
@@ -113,18 +112,6 @@ def test_disabling_an_account_ends_its_sessions(staff_user):
     assert session.end_reason == UserSession.EndReason.DISABLED
     assert client.get(reverse("admin:index")).status_code == 302
     assert AuditEvent.objects.filter(action="auth.session.revoke", after__reason="disabled").exists()
-
-
-def test_revoke_service_refuses_unknown_and_ended_sessions(staff_user):
-    _signed_in(staff_user)
-    session = UserSession.objects.get(user=staff_user)
-    services.user_session_revoke(session_id=session.pk, actor=Actor.system())
-    from ghostcrm.core.errors import Conflict, NotFound
-
-    with pytest.raises(Conflict):
-        services.user_session_revoke(session_id=session.pk, actor=Actor.system())
-    with pytest.raises(NotFound):
-        services.user_session_revoke(session_id=session.pk + 1000, actor=Actor.system())
 
 
 def test_sensitive_pages_ask_for_the_password_again(boss, staff_user):

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from ghostcrm.accounts.models import InvitationRole
-from ghostcrm.accounts.services import invitation_create
+from ghostcrm.accounts.services.invitations import invitation_create
 from ghostcrm.audit.services import Actor
 from ghostcrm.core.commands import ServiceCommand
 

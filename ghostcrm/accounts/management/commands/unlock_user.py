@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from ghostcrm.accounts.services import user_unlock
+from ghostcrm.accounts.services.lockout import user_unlock
 from ghostcrm.audit.services import Actor
 from ghostcrm.core.commands import ServiceCommand
 

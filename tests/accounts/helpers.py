@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from django.core import mail
+from django.core.mail.backends.base import BaseEmailBackend
 from django.test import Client, TestCase
 from django.urls import reverse
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -71,3 +72,11 @@ def invite(
     with on_commit_run(execute=True):
         invitation = invitation_create(email=email, role=role, inviter=inviter, actor=Actor.system("test"), **kw)
     return invitation, last_link_token()
+
+
+class RefusingEmailBackend(BaseEmailBackend):
+    """A mail server that refuses every message, as SMTP does when it is down."""
+
+    def send_messages(self, email_messages: Any) -> int:
+        refused = "connection refused by smtp.example.test"
+        raise ConnectionRefusedError(refused)

@@ -13,15 +13,15 @@ from ghostcrm.core.commands import ServiceCommand
 
 class Command(ServiceCommand):
     help = (
-        "Invite someone by e-mail: a control-plane role (super_admin, support, billing) or tenant_admin of an "
-        "organisation (--organization). With the console e-mail backend (development) the message and its link "
-        "are printed here."
+        "Invite someone by e-mail: a control-plane role (super_admin: Super admin, support: Support, billing: "
+        "Billing) or tenant_admin (Tenant CRM admin) of an organisation (--organization). With the console e-mail "
+        "backend (development) the message and its link are printed here."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--email", required=True)
         parser.add_argument("--role", required=True, choices=InvitationRole.values)
-        parser.add_argument("--organization", default=None, help="Organisation UUID (tenant_admin only).")
+        parser.add_argument("--organization", default=None, help="Organisation UUID (Tenant CRM admin only).")
 
     def run(self, *args: Any, **options: Any) -> None:
         organization_id = None

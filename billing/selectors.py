@@ -34,17 +34,9 @@ from billing.pricing import (
     proration_fraction,
 )
 from ghostcrm.core.errors import Conflict, NotFound, ValidationError
+from ghostcrm.core.system_settings import setting_value
 
-# --- Plans and limits --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlanLimits:
-    plan_code: str
-    seats: int | None  # None: unlimited
-    contacts: int | None
-    storage_mb: int | None
-    subscription_status: str  # "" when read from Organization.plan_code without a subscription
+# --- Plans -------------------------------------------------------------------------------------------
 
 
 def plan_get(*, code: str) -> Plan:
@@ -60,23 +52,6 @@ def live_subscription(*, organization_id: uuid.UUID | str) -> Subscription | Non
         .filter(customer__organization_id=organization_id, status__in=Subscription.LIVE_STATUSES)
         .first()
     )
-
-
-def plan_limits(organization_id: uuid.UUID | str) -> PlanLimits | None:
-    """The limits the CRM enforces for an organisation: from its live subscription's plan, else from the
-    plan named by ``Organization.plan_code``; ``None`` when it has neither (no limits known)."""
-    from tenants.models import Organization
-
-    subscription = live_subscription(organization_id=organization_id)
-    if subscription is not None:
-        plan, status = subscription.plan, subscription.status
-    else:
-        code = Organization.objects.filter(pk=organization_id).values_list("plan_code", flat=True).first()
-        plan_row = Plan.objects.filter(code=code).first() if code else None
-        if plan_row is None:
-            return None
-        plan, status = plan_row, ""
-    return PlanLimits(plan.code, plan.seat_limit, plan.contact_limit, plan.storage_limit_mb, status)
 
 
 def plan_tiers(plan: Plan) -> list[Tier]:
@@ -165,7 +140,9 @@ def _tax_percentage(customer: Customer):  # type: ignore[no-untyped-def]
     return customer.tax_rate.percentage if customer.tax_rate_id and customer.tax_rate else None
 
 
-def _subscription_line(plan: Plan, seats: int, start: dt.datetime, end: dt.datetime, customer: Customer) -> PreviewLine:
+def subscription_line_preview(
+    plan: Plan, seats: int, start: dt.datetime, end: dt.datetime, customer: Customer
+) -> PreviewLine:
     amount = plan_amount(plan, seats)
     quantity = line_quantity(plan, seats)
     seats_text = f" x {quantity} seat{'s' if quantity != 1 else ''}" if plan.scheme != Plan.Scheme.FLAT else ""
@@ -205,7 +182,9 @@ def upcoming_invoice(subscription: Subscription) -> InvoicePreview:
     end = add_months(start, interval_months(subscription.plan.interval))
     preview = InvoicePreview(currency=subscription.plan.currency, period_start=start, period_end=end)
     preview.lines.extend(_pending_lines(subscription))
-    preview.lines.append(_subscription_line(subscription.plan, billable_seats(subscription), start, end, customer))
+    preview.lines.append(
+        subscription_line_preview(subscription.plan, billable_seats(subscription), start, end, customer)
+    )
     return preview
 
 
@@ -294,7 +273,7 @@ def subscription_change_plan(
         preview = InvoicePreview(new_plan.currency, invoice_now=True, period_start=new_start, period_end=new_end)
         preview.lines.extend(_pending_lines(subscription))
         preview.lines.extend(prorations)
-        preview.lines.append(_subscription_line(new_plan, new_seats, new_start, new_end, customer))
+        preview.lines.append(subscription_line_preview(new_plan, new_seats, new_start, new_end, customer))
     elif proration_behavior == "always_invoice" and prorations:
         new_start, new_end = start, end
         preview = InvoicePreview(new_plan.currency, prorations, invoice_now=True, period_start=at, period_end=end)
@@ -306,7 +285,7 @@ def subscription_change_plan(
         preview.lines.extend(prorations)
         reading = usage_latest(organization_id=customer.organization_id)
         renewal_seats = max(new_seats, reading.seats if reading else 0)
-        preview.lines.append(_subscription_line(new_plan, renewal_seats, end, next_end, customer))
+        preview.lines.append(subscription_line_preview(new_plan, renewal_seats, end, next_end, customer))
     return ChangePlan(
         subscription=subscription,
         new_plan=new_plan,
@@ -496,8 +475,6 @@ class InvoiceDocument:
 
 def invoice_document(*, invoice_id: uuid.UUID | str) -> InvoiceDocument:
     """The invoice with its seller (system settings), buyer, lines, tax per rate, credit notes and payments."""
-    from ghostcrm.core.system_settings import setting_value
-
     try:
         invoice = Invoice.objects.select_related("customer", "customer__organization").get(pk=invoice_id)
     except (Invoice.DoesNotExist, ValueError, DjangoValidationError):

@@ -16,6 +16,7 @@ from django.db import connections
 
 from billing import services
 from billing.models import DocumentCounter, Invoice
+from billing.services import invoices as invoices_module
 from tests.billing.conftest import ACTOR, T0, make_organization, make_plan
 
 # SQLite's in-memory test database answers concurrent writers with "table is locked" instead of waiting, so
@@ -62,7 +63,7 @@ def drafts(count: int) -> list[Invoice]:
 def test_concurrent_finalisation_gives_gap_free_unique_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
     invoices = drafts(12)
     doomed = invoices[5].pk
-    real_send = services.billing_email_send
+    real_send = invoices_module.billing_email_send
 
     def send_or_fail(**kwargs: Any) -> None:
         # Fails after the number was taken, inside the finalising transaction: the number must come back.
@@ -70,7 +71,7 @@ def test_concurrent_finalisation_gives_gap_free_unique_numbers(monkeypatch: pyte
             raise RuntimeError("mail system exploded")
         real_send(**kwargs)
 
-    monkeypatch.setattr(services, "billing_email_send", send_or_fail)
+    monkeypatch.setattr(invoices_module, "billing_email_send", send_or_fail)
     at = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
     results = run_concurrently(
         [lambda pk=invoice.pk: services.invoice_finalize(invoice_id=pk, actor=ACTOR, at=at) for invoice in invoices]
@@ -84,7 +85,7 @@ def test_concurrent_finalisation_gives_gap_free_unique_numbers(monkeypatch: pyte
     assert DocumentCounter.objects.get(kind="INV", year=2026).last_number == 11
 
     # The rolled-back invoice finalised later takes the next number, still without a gap.
-    monkeypatch.setattr(services, "billing_email_send", real_send)
+    monkeypatch.setattr(invoices_module, "billing_email_send", real_send)
     assert services.invoice_finalize(invoice_id=doomed, actor=ACTOR, at=at).number == "GC-2026-000012"
 
 

@@ -248,20 +248,6 @@ def test_one_current_subscription_per_customer(organization, plans) -> None:  # 
     assert Subscription.objects.count() == 1
 
 
-def test_plan_limits_for_the_crm(organization) -> None:  # type: ignore[no-untyped-def]
-    make_plan("team", 1000, seat_limit=10, contact_limit=5000)
-    assert selectors.plan_limits(organization.pk) is None
-    organization.plan_code = "team"
-    organization.save(update_fields=["plan_code"])
-    limits = selectors.plan_limits(organization.pk)
-    assert limits is not None and (limits.plan_code, limits.seats, limits.contacts, limits.storage_mb) == (
-        "team", 10, 5000, None
-    )  # fmt: skip
-    subscribe(organization, "team")
-    limits = selectors.plan_limits(organization.pk)
-    assert limits is not None and limits.subscription_status == "active"
-
-
 @pytest.mark.django_db
 def test_a_malformed_subscription_id_is_not_found() -> None:
     from billing import selectors

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -52,6 +53,22 @@ def live_subscription(*, organization_id: uuid.UUID | str) -> Subscription | Non
         .filter(customer__organization_id=organization_id, status__in=Subscription.LIVE_STATUSES)
         .first()
     )
+
+
+def lines_totals(lines: Iterable[InvoiceLine]) -> tuple[int, int, int]:
+    """(subtotal, tax, total) of invoice lines: what finalising an invoice stores, and what a draft comes to."""
+    subtotal = tax = 0
+    for line in lines:
+        subtotal, tax = subtotal + line.amount, tax + line.tax_amount
+    return subtotal, tax, subtotal + tax
+
+
+def invoice_total(invoice: Invoice) -> int:
+    """What the invoice comes to: stored once finalised; a draft's is computed from its lines, as finalising
+    will."""
+    if invoice.status != Invoice.Status.DRAFT:
+        return invoice.total
+    return lines_totals(invoice.lines.all())[2]
 
 
 def plan_tiers(plan: Plan) -> list[Tier]:

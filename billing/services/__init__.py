@@ -16,6 +16,7 @@ from billing.services.customers import customer_ensure
 from billing.services.dunning import dunning_due, dunning_run, invoice_dunning_step
 from billing.services.invoices import (
     LineInput,
+    invoice_currency,
     invoice_draft_create,
     invoice_finalize,
     invoice_mark_uncollectible,
@@ -42,6 +43,7 @@ __all__ = [
     "customer_ensure",
     "dunning_due",
     "dunning_run",
+    "invoice_currency",
     "invoice_draft_create",
     "invoice_dunning_step",
     "invoice_finalize",

@@ -8,10 +8,7 @@ import uuid
 from django.db import transaction
 from django.http import HttpRequest
 
-from billing.models import (
-    CreditNote,
-    Invoice,
-)
+from billing.models import CreditNote, Invoice
 from billing.money import format_money
 from billing.services.common import clean_save, invoice_lock, now_or
 from billing.services.dunning import invoice_settled_after

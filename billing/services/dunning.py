@@ -12,11 +12,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from billing.emails import billing_email_send
-from billing.models import (
-    Customer,
-    Invoice,
-    Subscription,
-)
+from billing.models import Customer, Invoice, Subscription
 from billing.services.common import RunSummary, clean_save, invoice_email_context, invoice_lock, now_or
 from billing.services.mrr import subscription_saving
 from billing.stripe_client import StripeGateway, after_commit_call, stripe_enabled

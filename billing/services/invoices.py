@@ -12,13 +12,7 @@ from django.http import HttpRequest
 
 from billing import selectors
 from billing.emails import billing_email_send
-from billing.models import (
-    Customer,
-    Invoice,
-    InvoiceLine,
-    Subscription,
-    TaxRate,
-)
+from billing.models import Customer, Invoice, InvoiceLine, Subscription, TaxRate
 from billing.money import normalize_currency, to_minor
 from billing.pricing import line_tax
 from billing.services.common import clean_save, invoice_email_context, invoice_lock, now_or
@@ -93,11 +87,26 @@ class LineInput:
     quantity: int = 1
 
 
+def invoice_currency(*, organization_id: uuid.UUID | str, currency: str | None) -> str:
+    """The currency of a one-off invoice: the one given (a valid ISO code), else the currency of the
+    organisation's live subscription; ``currency_required`` when there is neither."""
+    if currency and currency.strip():
+        return normalize_currency(currency)
+    subscription = selectors.live_subscription(organization_id=organization_id)
+    if subscription is None:
+        raise ValidationError(
+            "The organisation has no current subscription to take the currency from; give one.",
+            code="currency_required",
+            extra={"fields": {"currency": ["Give a currency: there is no current subscription to take it from."]}},
+        )
+    return subscription.plan.currency
+
+
 @transaction.atomic
 def invoice_draft_create(
     *,
     organization_id: uuid.UUID | str,
-    currency: str,
+    currency: str | None,
     lines: list[LineInput],
     actor: Actor,
     memo: str = "",
@@ -106,8 +115,9 @@ def invoice_draft_create(
 ) -> Invoice:
     """A manual draft invoice (one-off charges); amounts in major units, checked against the currency.
 
-    The lines carry ``tax_rate_id`` when given (an active rate), else the customer's own rate."""
-    code = normalize_currency(currency)
+    The currency defaults to the live subscription's (``invoice_currency``). The lines carry ``tax_rate_id``
+    when given (an active rate), else the customer's own rate."""
+    code = invoice_currency(organization_id=organization_id, currency=currency)
     if not lines:
         raise ValidationError("An invoice needs at least one line.", code="no_lines")
     customer = customer_ensure(request=request, organization_id=organization_id, actor=actor)
@@ -161,9 +171,7 @@ def invoice_finalize(
         raise ValidationError("Every line must be in the invoice's currency.", code="currency_mismatch")
     before = model_snapshot(invoice)
     customer = Customer.objects.select_for_update().get(pk=invoice.customer_id)
-    invoice.subtotal = sum(line.amount for line in lines)
-    invoice.tax = sum(line.tax_amount for line in lines)
-    invoice.total = invoice.subtotal + invoice.tax
+    invoice.subtotal, invoice.tax, invoice.total = selectors.lines_totals(lines)
     applied = 0
     same_currency = customer.balance_currency in ("", invoice.currency)
     if customer.balance < 0 and same_currency and invoice.total > 0:

@@ -9,10 +9,7 @@ from contextlib import contextmanager
 from django.http import HttpRequest
 
 from billing import selectors
-from billing.models import (
-    MrrMovement,
-    Subscription,
-)
+from billing.models import MrrMovement, Subscription
 from billing.services.common import clean_save
 from ghostcrm.audit.services import Actor, audit_record, model_snapshot
 

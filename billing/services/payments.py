@@ -9,12 +9,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from billing.emails import billing_email_send
-from billing.models import (
-    CreditNote,
-    Invoice,
-    Payment,
-    Refund,
-)
+from billing.models import CreditNote, Invoice, Payment, Refund
 from billing.money import format_money, to_stripe_amount
 from billing.services.common import clean_save, invoice_email_context, invoice_lock, now_or
 from billing.services.customers import customer_credit_add

@@ -10,10 +10,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
 from billing import selectors
-from billing.models import (
-    Invoice,
-    Subscription,
-)
+from billing.models import Invoice, Subscription
 from billing.pricing import add_months, interval_months
 from billing.services.common import RunSummary, now_or
 from billing.services.invoices import invoice_finalize, period_invoice_create

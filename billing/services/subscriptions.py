@@ -8,15 +8,10 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils import timezone
 
 from billing import selectors
-from billing.models import (
-    Customer,
-    Invoice,
-    InvoiceLine,
-    Plan,
-    Subscription,
-)
+from billing.models import Customer, Invoice, InvoiceLine, Plan, Subscription
 from billing.pricing import add_months, interval_months
 from billing.services.common import clean_save, now_or
 from billing.services.customers import customer_ensure
@@ -92,6 +87,23 @@ class ChangeResult:
     pending_items: list[InvoiceLine] = field(default_factory=list)
 
 
+PREVIEW_VALID_FOR = dt.timedelta(hours=1)
+
+
+def proration_date_check(proration_date: dt.datetime, *, now: dt.datetime) -> dt.datetime:
+    """``proration_date`` when it is a valid moment to prorate a confirmed preview at, ``now`` being now."""
+    if timezone.is_naive(proration_date):
+        raise ValidationError(
+            "The preview's time is not valid (it has no time zone); preview the change again.", code="preview_invalid"
+        )
+    if not now - PREVIEW_VALID_FOR <= proration_date <= now:
+        raise ValidationError(
+            "The preview is more than an hour old (or in the future); preview the change again.",
+            code="preview_expired",
+        )
+    return proration_date
+
+
 @transaction.atomic
 def subscription_change(
     *,
@@ -100,11 +112,19 @@ def subscription_change(
     plan_code: str | None = None,
     seats: int | None = None,
     proration_behavior: str = Subscription.ProrationBehavior.CREATE_PRORATIONS,
+    proration_date: dt.datetime | None = None,
     at: dt.datetime | None = None,
     request: HttpRequest | None = None,
 ) -> ChangeResult:
-    """Change plan and/or seats with Stripe's proration behaviours (see ``selectors.subscription_change_plan``)."""
+    """Change plan and/or seats with Stripe's proration behaviours (see ``selectors.subscription_change_plan``).
+
+    ``proration_date`` (Stripe's name): the moment a preview was made; the change then prorates at that moment,
+    so the invoice issued is the one previewed. It must be at most ``PREVIEW_VALID_FOR`` old and not in the
+    future (``preview_expired``); without it the change prorates now (``at``).
+    """
     at = now_or(at)
+    if proration_date is not None:
+        at = proration_date_check(proration_date, now=at)
     locked = Subscription.objects.select_for_update().filter(pk=subscription_id).first()
     if locked is None:
         raise NotFound(f"There is no subscription {subscription_id}.", code="subscription_not_found")

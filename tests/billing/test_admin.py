@@ -13,7 +13,7 @@ from billing import selectors, services
 from billing.models import CreditNote, Invoice, Payment, Plan, Product, Subscription, TaxRate
 from billing.money import from_minor
 from ghostcrm.audit.models import AuditEvent
-from tests.billing.conftest import ACTOR, make_organization, make_plan
+from tests.billing.factories import ACTOR, make_organization, make_plan
 from tests.conftest import login_with_verified_otp
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from billing import services
 from billing.models import Customer, Invoice, MrrMovement, Subscription
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.core.models import SystemSetting
-from tests.billing.conftest import ACTOR, T0, make_organization, make_plan
+from tests.billing.factories import ACTOR, T0, make_organization, make_plan
 
 # Suspension goes through provisioning's organization_suspend, which also takes LOGIN from the tenant's role.
 pytestmark = pytest.mark.django_db(databases=["default", "tenants"])

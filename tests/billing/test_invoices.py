@@ -14,7 +14,7 @@ from billing.models import CreditNote, Customer, Invoice, Payment, TaxRate
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.core.errors import Conflict, ValidationError
 from ghostcrm.core.models import SystemSetting
-from tests.billing.conftest import ACTOR, T0, make_organization, make_plan
+from tests.billing.factories import ACTOR, T0, make_organization, make_plan
 
 pytestmark = pytest.mark.django_db
 UTC = dt.UTC

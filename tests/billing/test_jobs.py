@@ -12,7 +12,7 @@ from rq import SimpleWorker
 
 from billing import jobs, services
 from billing.models import Invoice, Subscription
-from tests.billing.conftest import ACTOR, make_organization, make_plan
+from tests.billing.factories import ACTOR, make_organization, make_plan
 
 # Dunning may suspend the tenant, which also takes LOGIN from its database role.
 pytestmark = pytest.mark.django_db(databases=["default", "tenants"])

@@ -17,7 +17,7 @@ from django.db import connections
 from billing import services
 from billing.models import DocumentCounter, Invoice
 from billing.services import invoices as invoices_module
-from tests.billing.conftest import ACTOR, T0, make_organization, make_plan
+from tests.billing.factories import ACTOR, T0, make_organization, make_plan
 
 # SQLite's in-memory test database answers concurrent writers with "table is locked" instead of waiting, so
 # these run on a server database (the `make test-sqlite` run leaves `server_db` out).

@@ -9,7 +9,7 @@ import pytest
 from billing import selectors, services
 from billing.models import Customer, Invoice, InvoiceLine, MrrMovement, Subscription, UsageReading
 from ghostcrm.core.errors import Conflict, NotFound, ValidationError
-from tests.billing.conftest import ACTOR, T0, make_organization, make_plan
+from tests.billing.factories import ACTOR, T0, make_organization, make_plan
 
 pytestmark = pytest.mark.django_db
 HALF = dt.datetime(2026, 1, 16, 12, tzinfo=dt.UTC)  # exactly half of January (31 days) is left

@@ -14,7 +14,7 @@ from psycopg import sql
 from billing import services
 from billing.models import UsageReading
 from ghostcrm.core.errors import Conflict
-from tests.billing.conftest import ACTOR, T0, make_organization
+from tests.billing.factories import ACTOR, T0, make_organization
 
 pytestmark = pytest.mark.django_db(databases=["default", "tenants"])
 

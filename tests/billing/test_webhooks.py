@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from billing import services
 from billing.models import CreditNote, Customer, Invoice, Payment, Subscription, WebhookEvent
-from tests.billing.conftest import ACTOR, T0, make_organization, make_plan
+from tests.billing.factories import ACTOR, T0, make_organization, make_plan
 
 pytestmark = pytest.mark.django_db
 SECRET = "whsec_test_secret_for_signing_locally"

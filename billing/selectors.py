@@ -71,6 +71,23 @@ def invoice_total(invoice: Invoice) -> int:
     return lines_totals(invoice.lines.all())[2]
 
 
+def invoice_actions(invoice: Invoice) -> list[str]:
+    """The actions the invoice's state allows, in the order its page shows them: a draft is finalised or voided;
+    an open invoice is marked paid, credited, voided (while it has no payments) or written off; a settled
+    one has none (a paid invoice is refunded through its payments, ``refundable_payments``)."""
+    if invoice.status == Invoice.Status.DRAFT:
+        return ["finalize", "void"]
+    if invoice.status == Invoice.Status.OPEN:
+        return ["mark_paid", "credit_note", *(["void"] if invoice.amount_paid == 0 else []), "mark_uncollectible"]
+    return []
+
+
+def refundable_payments(invoice: Invoice) -> list[Payment]:
+    """The invoice's successful payments with something left to refund, oldest first."""
+    payments = invoice.payments.filter(status=Payment.Status.SUCCEEDED).order_by("created_at", "id")
+    return [payment for payment in payments if payment.amount > payment.amount_refunded]
+
+
 def plan_tiers(plan: Plan) -> list[Tier]:
     return [Tier(t.up_to, t.unit_amount, t.flat_amount) for t in plan.tiers.all()]
 

@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from billing.admin.common import OrganisationColumn
 from billing.forms import PlanForm, PlanTierForm, PlanTierFormSet, TaxRateForm
 from billing.models import Customer, Plan, PlanTier, Product, TaxRate
 from billing.money import format_money
@@ -64,12 +65,13 @@ class TaxRateAdmin(AuditedModelAdmin):
 
 
 @admin.register(Customer)
-class CustomerAdmin(AuditedModelAdmin):
-    list_display = ("__str__", "organization", "email", "balance_display", "suspended_for_nonpayment")
+class CustomerAdmin(OrganisationColumn, AuditedModelAdmin):
+    list_display = ("__str__", "organisation", "email", "balance_display", "suspended_for_nonpayment")
     list_filter = ("suspended_for_nonpayment",)
     search_fields = ("name", "email", "organization__name", "organization__slug")
     list_select_related = ("organization",)
-    readonly_fields = ("organization", "balance", "balance_currency", "suspended_for_nonpayment", "created_at")
+    exclude = ("organization",)
+    readonly_fields = ("organisation", "balance", "balance_currency", "suspended_for_nonpayment", "created_at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # customers are created with their first subscription or invoice

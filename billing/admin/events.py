@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from billing.admin.common import OrganisationColumn
 from billing.models import UsageReading, WebhookEvent
 from billing.webhooks import webhook_event_process
 from ghostcrm.audit.services import Actor
@@ -13,8 +14,9 @@ from ghostcrm.core.admin_base import AuditedModelAdmin, ReadOnlyAdminMixin
 
 
 @admin.register(UsageReading)
-class UsageReadingAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
-    list_display = ("organization", "taken_at", "seats", "contacts")
+class UsageReadingAdmin(OrganisationColumn, ReadOnlyAdminMixin, AuditedModelAdmin):
+    list_display = ("organisation", "taken_at", "seats", "contacts")
+    fields = readonly_fields = ("organisation", "taken_at", "seats", "contacts")
     list_filter = ("taken_at",)
     search_fields = ("organization__name", "organization__slug")
     list_select_related = ("organization",)

@@ -15,7 +15,15 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from billing import selectors, services
-from billing.admin.common import INVOICE_MONEY_FIELDS, add_money_displays, confirmation, money_or_field, run_one
+from billing.admin.common import (
+    INVOICE_MONEY_FIELDS,
+    NEXT_FIELD,
+    ReturnToPageMixin,
+    add_money_displays,
+    confirmation,
+    money_or_field,
+    run_one,
+)
 from billing.forms import CreditNoteForm, OneOffInvoiceForm, OneOffLineFormSet, OneOffLines, VoidReasonForm, typed_rows
 from billing.models import Invoice, InvoiceLine
 from billing.money import format_money, to_minor
@@ -71,8 +79,18 @@ INVOICE_ACTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 
 
+# The buttons of an invoice's page: (label, action) of every action a state may offer.
+PAGE_BUTTONS = {
+    "finalize": "Finalise…",
+    "void": "Void…",
+    "mark_paid": "Mark paid…",
+    "credit_note": "Issue a credit note…",
+    "mark_uncollectible": "Mark uncollectible…",
+}
+
+
 @admin.register(Invoice)
-class InvoiceAdmin(AuditedModelAdmin):
+class InvoiceAdmin(ReturnToPageMixin, AuditedModelAdmin):
     list_display = (
         "__str__",
         "customer",
@@ -88,11 +106,41 @@ class InvoiceAdmin(AuditedModelAdmin):
     list_select_related = ("customer",)
     inlines = [InvoiceLineInline]
     # Amounts are stored in minor units: the page shows them formatted ("62.50 EUR", not "6250").
-    exclude = INVOICE_MONEY_FIELDS
-    readonly_fields = [money_or_field(f.name, INVOICE_MONEY_FIELDS) for f in Invoice._meta.fields] + ["print_link"]
+    exclude = (*INVOICE_MONEY_FIELDS, "finalized_at")
+    readonly_fields = [
+        "finalised_at" if f.name == "finalized_at" else money_or_field(f.name, INVOICE_MONEY_FIELDS)
+        for f in Invoice._meta.fields
+    ] + ["print_link"]
     actions = ["finalize", "void", "mark_paid", "mark_uncollectible", "credit_note"]
 
     change_list_template = "billing/admin/invoice_change_list.html"
+    change_form_template = "billing/admin/invoice_change_form.html"
+
+    def has_change_permission(self, request: HttpRequest, obj: Invoice | None = None) -> bool:
+        # An invoice's page is read-only (no Save): its state changes only through the actions, as buttons there.
+        return obj is None and super().has_change_permission(request)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        invoice = self.get_object(request, object_id)
+        buttons: list[dict[str, Any]] = []
+        if invoice is not None:
+            if self.has_finalize_permission(request):
+                changelist = reverse("admin:billing_invoice_changelist")
+                buttons += [
+                    {"url": changelist, "action": action, "pk": invoice.pk, "label": PAGE_BUTTONS[action]}
+                    for action in selectors.invoice_actions(invoice)
+                ]
+            if request.user.has_perm("billing.refund_payment"):
+                payments = reverse("admin:billing_payment_changelist")
+                buttons += [
+                    {"url": payments, "action": "refund", "pk": payment.pk,
+                     "label": f"Refund {format_money(payment.amount - payment.amount_refunded, payment.currency)}…"}
+                    for payment in selectors.refundable_payments(invoice)
+                ]  # fmt: skip
+        context = {**(extra_context or {}), "state_actions": buttons, "next_field": NEXT_FIELD}
+        return super().change_view(request, object_id, form_url, extra_context=context)
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
         # Subscriptions make their own invoices; "Add" is a one-off draft made by the service, never a bare row.
@@ -156,6 +204,10 @@ class InvoiceAdmin(AuditedModelAdmin):
 
     def has_finalize_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("billing.finalize_invoice")
+
+    @admin.display(description="finalised at")
+    def finalised_at(self, obj: Invoice) -> Any:
+        return obj.finalized_at
 
     @admin.display(description="total")
     def total_display(self, obj: Invoice) -> str:
@@ -286,6 +338,7 @@ class InvoiceAdmin(AuditedModelAdmin):
             "invoice": invoice,
             "remaining": format_money(invoice.amount_remaining, invoice.currency),
             "form": form,
+            "next": request.POST.get(NEXT_FIELD, ""),
             "opts": self.model._meta,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }

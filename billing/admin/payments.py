@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from billing import services
-from billing.admin.common import PAYMENT_MONEY_FIELDS, add_money_displays, money_or_field
+from billing.admin.common import NEXT_FIELD, PAYMENT_MONEY_FIELDS, ReturnToPageMixin, add_money_displays, money_or_field
 from billing.forms import RefundForm
 from billing.models import CreditNote, Payment
 from billing.money import format_money, to_minor
@@ -21,7 +21,7 @@ from ghostcrm.core.errors import ApplicationError
 
 
 @admin.register(Payment)
-class PaymentAdmin(AuditedModelAdmin):
+class PaymentAdmin(ReturnToPageMixin, AuditedModelAdmin):
     list_display = (
         "created_at",
         "invoice",
@@ -84,6 +84,7 @@ class PaymentAdmin(AuditedModelAdmin):
             "payment": payment,
             "refundable": format_money(payment.amount - payment.amount_refunded, payment.currency),
             "form": form,
+            "next": request.POST.get(NEXT_FIELD, ""),
             "opts": self.model._meta,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }

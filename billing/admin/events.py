@@ -36,12 +36,14 @@ class WebhookEventAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
     def replay(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
         results = []
         for event in queryset.order_by("created", "id"):
-            try:
-                results.append(
-                    webhook_event_process(
-                        event_id=event.pk, force=True, actor=Actor.for_user(request.user), request=request
-                    ).status
-                )
-            except Exception as exc:  # recorded on the event by the service; shown here
-                messages.error(request, f"{event.event_id}: {exc}")
+            replayed = webhook_event_process(
+                event_id=event.pk,
+                force=True,
+                actor=Actor.for_user(request.user),
+                request=request,
+                raise_unexpected=False,
+            )
+            results.append(replayed.status)
+            if replayed.status == WebhookEvent.Status.FAILED:
+                messages.error(request, f"{event.event_id}: {replayed.error}")
         messages.info(request, f"Replayed {len(results)} event(s): {', '.join(results) or 'none'}.")

@@ -4,7 +4,16 @@ from decimal import Decimal
 
 import pytest
 
-from billing.money import format_money, from_minor, minor_units, parse_amount, round_minor, to_minor
+from billing.money import (
+    format_money,
+    from_minor,
+    from_stripe_amount,
+    minor_units,
+    parse_amount,
+    round_minor,
+    to_minor,
+    to_stripe_amount,
+)
 from ghostcrm.core.errors import ValidationError
 
 
@@ -57,8 +66,6 @@ def test_negative_allowed_only_when_asked() -> None:
 
 
 def test_stripe_amounts_follow_stripes_special_cases() -> None:
-    from billing.money import from_stripe_amount, to_stripe_amount
-
     # Same unit as ISO 4217: no scaling.
     assert (from_stripe_amount(1250, "EUR"), from_stripe_amount(500, "JPY"), from_stripe_amount(5120, "KWD")) == (
         1250, 500, 5120

@@ -77,11 +77,13 @@ def test_concurrent_finalisation_gives_gap_free_unique_numbers(monkeypatch: pyte
         [lambda pk=invoice.pk: services.invoice_finalize(invoice_id=pk, actor=ACTOR, at=at) for invoice in invoices]
     )
     failures = [r for r in results if isinstance(r, Exception)]
-    assert len(failures) == 1 and "exploded" in str(failures[0])
+    assert len(failures) == 1
+    assert "exploded" in str(failures[0])
 
     numbers = sorted(Invoice.objects.exclude(number__isnull=True).values_list("number", flat=True))
     assert numbers == [f"GC-2026-{n:06d}" for n in range(1, 12)]  # 11 finalised: 1..11, no gap, no duplicate
-    assert Invoice.objects.get(pk=doomed).status == "draft" and Invoice.objects.get(pk=doomed).number is None
+    assert Invoice.objects.get(pk=doomed).status == "draft"
+    assert Invoice.objects.get(pk=doomed).number is None
     assert DocumentCounter.objects.get(kind="INV", year=2026).last_number == 11
 
     # The rolled-back invoice finalised later takes the next number, still without a gap.

@@ -34,7 +34,8 @@ def test_a_plan_price_is_free_until_subscribed_then_fixed() -> None:
         setattr(plan, name, value)
         with pytest.raises(ValidationError) as caught:
             catalogue.plan_price_check(plan=plan)
-        assert caught.value.code == "plan_in_use" and "its price cannot change" in caught.value.message
+        assert caught.value.code == "plan_in_use"
+        assert "its price cannot change" in caught.value.message
     plan = Plan.objects.get(code="basic")
     plan.name, plan.seat_limit, plan.trial_days = "Basic 2027", 20, 14
     catalogue.plan_price_check(plan=plan)  # name, limits and trial are not the price
@@ -61,7 +62,8 @@ def test_tier_rules() -> None:
     catalogue.plan_tiers_check(plan=tiered, tiers=stored)  # the same tiers: fine
     with pytest.raises(ValidationError) as caught:
         catalogue.plan_tiers_check(plan=tiered, tiers=[Tier(10, 1_300, 0), Tier(None, 999, 0)])
-    assert caught.value.code == "plan_in_use" and caught.value.message.startswith("Tiers: ")
+    assert caught.value.code == "plan_in_use"
+    assert caught.value.message.startswith("Tiers: ")
 
 
 def test_a_tax_rate_keeps_its_percentage_once_invoices_carry_it() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connections
 from psycopg import sql
 
@@ -81,14 +82,14 @@ def test_the_cycle_command_reports_each_step(db: Any) -> None:
     out = StringIO()
     call_command("billing_run_cycle", "--at", "2026-01-02T00:00:00", stdout=out)
     text = out.getvalue()
-    assert "usage: 1/1" in text and "usage: 1 processed, 1 changed, 0 failed." in text
-    assert "renewals: 0 processed" in text and "dunning: 0 processed" in text
+    assert "usage: 1/1" in text
+    assert "usage: 1 processed, 1 changed, 0 failed." in text
+    assert "renewals: 0 processed" in text
+    assert "dunning: 0 processed" in text
     assert UsageReading.objects.get().taken_at == dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
 
 
 def test_the_cycle_command_exits_with_an_error_naming_what_failed(db: Any) -> None:
-    from django.core.management.base import CommandError
-
     broken = make_organization(name="Not provisioned")
     out, err = StringIO(), StringIO()
     with pytest.raises(CommandError, match=r"1 item\(s\) failed; see the lines above\."):

@@ -80,46 +80,83 @@ def _settle_past_invoices(*, customer: Customer, actor: Actor, now: dt.datetime)
         )
 
 
+@dataclass(frozen=True)
+class DemoStory:
+    """One demo organisation's billing: a plan and seats since some months, and maybe a move a month later."""
+
+    plan_code: str
+    seats: int
+    months_ago: int
+    moves_to: tuple[str, int] | None = None  # (plan, seats) a month and three days after it started
+
+
+DEMO_STORIES = (
+    DemoStory("team", 8, 5),
+    DemoStory("starter", 1, 3, moves_to=("team", 3)),
+    DemoStory("business", 1, 1),
+)
+DAY = dt.timedelta(days=1)
+
+
+def _moves_at(start: dt.datetime) -> dt.datetime:
+    return add_months(start, 1) + dt.timedelta(days=3)
+
+
 @transaction.atomic
 def demo_history_seed(*, organization_ids: Sequence[uuid.UUID], actor: Actor) -> int:
     """Subscriptions started some months ago (one upgraded since), their invoices and payments, and one one-off
     draft left to finalise. An organisation that already has a billing customer is skipped; returns how many
-    were seeded."""
+    were seeded.
+
+    The history is played a day at a time from its first day, every subscription renewed at each step, so the
+    invoices are numbered in the order of their dates, as they would have been."""
     now = timezone.now()
-    # (plan, seats, months ago it started, plan and seats it moved to a month later)
-    stories: list[tuple[str, int, int, tuple[str, int] | None]] = [
-        ("team", 8, 5, None),
-        ("starter", 1, 3, ("team", 3)),
-        ("business", 1, 1, None),
+    stories = [
+        (organization_id, story, add_months(now, -story.months_ago))
+        for organization_id, story in zip(organization_ids, DEMO_STORIES, strict=False)
+        if not Customer.objects.filter(organization_id=organization_id).exists()
     ]
-    seeded = 0
-    for organization_id, (plan_code, seats, months, change) in zip(organization_ids, stories, strict=False):
-        if Customer.objects.filter(organization_id=organization_id).exists():
-            continue
-        started = add_months(now, -months)
-        subscription = subscription_create(
-            organization_id=organization_id, plan_code=plan_code, seats=seats, trial_days=0, actor=actor, at=started
+    if not stories:
+        return 0
+    subscriptions: list[uuid.UUID] = []
+    moment = min(start for _, _, start in stories)
+    while moment <= now:
+        due = Subscription.objects.filter(pk__in=subscriptions, current_period_end__lte=moment).order_by(
+            "current_period_end"
         )
-        if change is not None:
-            changed_at = add_months(started, 1) + dt.timedelta(days=3)
-            subscription_renew(subscription_id=subscription.pk, actor=actor, at=changed_at)
-            subscription_change(
-                subscription_id=subscription.pk,
-                plan_code=change[0],
-                seats=change[1],
-                proration_behavior=Subscription.ProrationBehavior.ALWAYS_INVOICE,
-                actor=actor,
-                at=changed_at,
-            )
-        subscription_renew(subscription_id=subscription.pk, actor=actor, at=now)
-        _settle_past_invoices(customer=subscription.customer, actor=actor, now=now)
-        seeded += 1
-    if seeded and organization_ids:
-        invoice_draft_create(
-            organization_id=organization_ids[-1],
-            currency=None,
-            lines=[LineInput(description="Onboarding workshop (half a day)", amount="450.00")],
-            memo="Demo: a draft to finalise from its page.",
-            actor=actor,
-        )
-    return seeded
+        for subscription_id in due.values_list("pk", flat=True):
+            subscription_renew(subscription_id=subscription_id, actor=actor, at=moment)
+        for organization_id, story, start in stories:
+            if start == moment:
+                subscriptions.append(
+                    subscription_create(
+                        organization_id=organization_id,
+                        plan_code=story.plan_code,
+                        seats=story.seats,
+                        trial_days=0,
+                        actor=actor,
+                        at=start,
+                    ).pk
+                )
+            elif story.moves_to is not None and _moves_at(start) == moment:
+                subscription_change(
+                    subscription_id=Subscription.objects.get(customer__organization_id=organization_id).pk,
+                    plan_code=story.moves_to[0],
+                    seats=story.moves_to[1],
+                    proration_behavior=Subscription.ProrationBehavior.ALWAYS_INVOICE,
+                    actor=actor,
+                    at=moment,
+                )
+        moment += DAY
+    for subscription_id in subscriptions:
+        subscription_renew(subscription_id=subscription_id, actor=actor, at=now)
+    for organization_id, _, _ in stories:
+        _settle_past_invoices(customer=Customer.objects.get(organization_id=organization_id), actor=actor, now=now)
+    invoice_draft_create(
+        organization_id=stories[-1][0],
+        currency=None,
+        lines=[LineInput(description="Onboarding workshop (half a day)", amount="450.00")],
+        memo="Demo: a draft to finalise from its page.",
+        actor=actor,
+    )
+    return len(stories)

@@ -54,6 +54,8 @@ def test_the_demo_history_fills_the_billing_pages_and_the_dashboard(admin_sessio
     now = timezone.now()
     assert not Invoice.objects.filter(status="open", due_date__lte=now).exists()  # dunning has nothing to do
     assert MrrMovement.objects.filter(kind="expansion").exists()
+    issued = list(Invoice.objects.exclude(number=None).order_by("number").values_list("finalized_at", flat=True))
+    assert issued == sorted(issued)  # numbered in the order of their dates, as a real history would be
 
     summary = selectors.revenue_summary(currency="EUR")
     assert summary.mrr == 8 * 1_200 + 3 * 1_200 + 240_000 // 12

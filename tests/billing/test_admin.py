@@ -291,6 +291,8 @@ def test_tier_prices_are_typed_in_major_units_and_checked(admin_session: Any) ->
     assert not Plan.objects.exists()
     bounded = admin_session.post("/admin/billing/plan/add/", form | {"tiers-1-up_to": "20", "tiers-1-unit_price": "9"})
     assert "exactly one of them without" in bounded.content.decode()
+    flat = admin_session.post("/admin/billing/plan/add/", form | {"scheme": "flat", "tiers-1-unit_price": "9.99"})
+    assert "Only tiered plans have tiers" in flat.content.decode()
     assert admin_session.post("/admin/billing/plan/add/", form | {"tiers-1-unit_price": "9.99"}).status_code == 302
     plan = Plan.objects.get(code="team", product=product)
     assert list(plan.tiers.values_list("up_to", "unit_amount", "flat_amount")) == [(10, 1250, 0), (None, 999, 0)]

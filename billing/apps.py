@@ -6,6 +6,8 @@ from typing import Any
 from django.apps import AppConfig
 from django.core.exceptions import ValidationError
 
+from ghostcrm.core.system_settings import SettingSpec, register
+
 
 def _validate_retry_days(value: Any) -> None:
     if not all(isinstance(day, int) and not isinstance(day, bool) and day >= 0 for day in value):
@@ -29,8 +31,6 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self) -> None:
-        from ghostcrm.core.system_settings import SettingSpec, register
-
         register(
             SettingSpec(
                 key="billing.invoice_due_days",

@@ -4,7 +4,7 @@ Scheduled (the provisioning helper wires the scheduler):
 - ``billing.jobs.usage_readings_job``   every hour      (seats and contacts per active tenant)
 - ``billing.jobs.renewals_job``         every 15 minutes (renew elapsed periods, invoice them)
 - ``billing.jobs.dunning_job``          every hour       (past due, retries, suspension)
-Per item (enqueued on commit by callers that want a renewal off the request path):
+Per item (enqueued by hand, e.g. from an RQ dashboard):
 - ``billing.jobs.subscription_renew_job(subscription_id)``
 
 Every job is idempotent: the services lock and re-read rows and skip work already done, so a job that
@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import django_rq
-from django.db import transaction
-
+from billing.services import dunning_run, renewals_run, subscription_renew, usage_readings_run
 from ghostcrm.audit.services import Actor
 
 QUEUE_NAME = "billing"
@@ -25,36 +23,20 @@ ACTOR = Actor.system("billing-scheduler")
 
 
 def usage_readings_job() -> dict[str, Any]:
-    from billing.services import usage_readings_run
-
     summary = usage_readings_run(actor=ACTOR)
     return {"processed": summary.processed, "read": summary.changed, "failed": summary.failed}
 
 
 def renewals_job() -> dict[str, Any]:
-    from billing.services import renewals_run
-
     summary = renewals_run(actor=ACTOR)
     return {"processed": summary.processed, "invoiced": summary.changed, "failed": summary.failed}
 
 
 def dunning_job() -> dict[str, Any]:
-    from billing.services import dunning_run
-
     summary = dunning_run(actor=ACTOR)
     return {"processed": summary.processed, "advanced": summary.changed, "failed": summary.failed}
 
 
 def subscription_renew_job(subscription_id: str) -> str:
-    from billing.services import subscription_renew
-
     invoice = subscription_renew(subscription_id=subscription_id, actor=ACTOR)
     return str(invoice) if invoice is not None else "nothing due"
-
-
-def subscription_renew_enqueue(subscription_id: str) -> None:
-    """Enqueue a renewal once the caller's transaction commits (never before the row exists)."""
-    transaction.on_commit(
-        lambda: django_rq.get_queue(QUEUE_NAME).enqueue(subscription_renew_job, str(subscription_id)),
-        using="default",
-    )

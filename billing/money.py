@@ -15,7 +15,6 @@ sentence naming the problem.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
@@ -117,47 +116,6 @@ def format_money(minor: int, currency: str) -> str:
     sign = "-" if amount < 0 else ""
     text = f"{abs(amount):,.{digits}f}".replace(",", "\u202f")
     return f"{sign}{text} {currency.upper()}"
-
-
-@dataclass(frozen=True)
-class Money:
-    """An amount in one currency, held as integer minor units. Arithmetic refuses mixed currencies."""
-
-    minor: int
-    currency: str
-
-    def __post_init__(self) -> None:
-        if isinstance(self.minor, bool) or not isinstance(self.minor, int):
-            raise ValidationError(f"Minor units must be a whole number (got {self.minor!r}).", code="invalid_amount")
-        object.__setattr__(self, "currency", normalize_currency(self.currency))
-
-    @classmethod
-    def of(cls, amount: Any, currency: str, *, allow_negative: bool = False) -> Money:
-        return cls(to_minor(amount, currency, allow_negative=allow_negative), currency)
-
-    @property
-    def amount(self) -> Decimal:
-        return from_minor(self.minor, self.currency)
-
-    def _same(self, other: Money) -> None:
-        if other.currency != self.currency:
-            raise ValidationError(
-                f"Cannot combine {self.currency} and {other.currency} amounts.", code="currency_mismatch"
-            )
-
-    def __add__(self, other: Money) -> Money:
-        self._same(other)
-        return Money(self.minor + other.minor, self.currency)
-
-    def __sub__(self, other: Money) -> Money:
-        self._same(other)
-        return Money(self.minor - other.minor, self.currency)
-
-    def __neg__(self) -> Money:
-        return Money(-self.minor, self.currency)
-
-    def __str__(self) -> str:
-        return format_money(self.minor, self.currency)
 
 
 # Where Stripe's API amounts use another exponent than ISO 4217 (Stripe's "special cases"): ISK stays

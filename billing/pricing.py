@@ -83,22 +83,6 @@ def interval_months(interval: str) -> int:
     return 12 if interval == "year" else 1
 
 
-def period_containing(anchor: dt.datetime, interval: str, moment: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """The billing period (start, end) of a cycle anchored at ``anchor`` that contains ``moment``.
-
-    Periods are always computed from the anchor (anchor + n intervals), never by adding to the previous
-    end, so clamped month ends do not drift (Jan 31, Feb 28, Mar 31, ...).
-    """
-    step = interval_months(interval)
-    if moment < anchor:
-        raise ValidationError("The moment is before the billing cycle anchor.", code="before_anchor")
-    n = ((moment.year - anchor.year) * 12 + moment.month - anchor.month) // step
-    n = max(n - 1, 0)
-    while add_months(anchor, (n + 1) * step) <= moment:
-        n += 1
-    return add_months(anchor, n * step), add_months(anchor, (n + 1) * step)
-
-
 def proration_fraction(period_start: dt.datetime, period_end: dt.datetime, at: dt.datetime) -> Decimal:
     """The unused share of the period from ``at`` to its end, to the second (Stripe prorates by the second)."""
     if not period_start <= at <= period_end or period_end <= period_start:

@@ -12,6 +12,7 @@ from typing import Any
 
 import stripe
 from django.conf import settings
+from django.db import transaction
 
 from billing.money import to_stripe_amount
 
@@ -59,7 +60,6 @@ class StripeGateway:
 
 def after_commit_call(description: str, call: Any) -> None:
     """Run a Stripe call after commit; a failure is logged (the webhook or the next dunning run reconciles)."""
-    from django.db import transaction
 
     def run() -> None:
         try:

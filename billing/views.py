@@ -82,9 +82,6 @@ def revenue_dashboard(request: HttpRequest, **extra: Any) -> HttpResponse:
     except ApplicationError:
         currency = None
     summary = selectors.revenue_summary(currency=currency)
-    labels = [row.month for row in summary.months]
-    gains = [row.new + row.expansion + row.reactivation for row in summary.months]
-    losses = [row.churn + row.contraction for row in summary.months]
     context = {
         **admin.site.each_context(request),
         "title": "Revenue dashboard",
@@ -104,14 +101,7 @@ def revenue_dashboard(request: HttpRequest, **extra: Any) -> HttpResponse:
             for row in summary.months
         ],
         "top": [(name, format_money(value, summary.currency)) for name, value in summary.top_accounts],
-        "mrr_chart": charts.column_chart(
-            labels, [row.mrr_end for row in summary.months], currency=summary.currency, title="MRR at month end"
-        ),
-        "movement_chart": charts.diverging_chart(
-            labels, gains, losses, currency=summary.currency, title="New and churned MRR per month"
-        ),
-        "status_chart": charts.bar_chart(list(summary.by_status.items()), title="Subscriptions per state"),
-        "top_chart": charts.bar_chart(summary.top_accounts, title="Top accounts by MRR", currency=summary.currency),
+        **charts.revenue_charts(summary),
         **extra,
     }
     return render(request, "billing/revenue_dashboard.html", context)

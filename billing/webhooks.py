@@ -88,10 +88,19 @@ def webhook_event_receive(*, payload: bytes, signature: str | None) -> Receipt:
 
 
 def webhook_event_process(
-    *, event_id: int, force: bool = False, actor: Actor | None = None, request: HttpRequest | None = None
+    *,
+    event_id: int,
+    force: bool = False,
+    actor: Actor | None = None,
+    request: HttpRequest | None = None,
+    raise_unexpected: bool = True,
 ) -> WebhookEvent:
     """Apply one stored event in one transaction. Processed events are skipped unless ``force`` (replay),
     which is safe because every handler is idempotent. A failure rolls the work back and is recorded.
+
+    An unexpected error (not of the error family) is logged with its traceback and, by default, raised again:
+    the webhook endpoint then answers 500, so Stripe retries. A replay passes ``raise_unexpected=False`` and
+    gets the event back as ``failed`` with the error, like any other failure.
 
     A replay from the admin passes its ``actor`` and ``request``: the replay itself is audited with them (the
     changes the handlers make stay attributed to the provider, whose event they apply)."""
@@ -138,7 +147,8 @@ def webhook_event_process(
             )
         if not isinstance(exc, ApplicationError):
             logger.exception("Stripe event %s failed", event.event_id)
-            raise
+            if raise_unexpected:
+                raise
         return event
 
 

@@ -328,8 +328,10 @@ def seed() -> tuple[str, str, list[str]]:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.db import connections
 
+    from billing.services.demo import demo_catalogue_seed, demo_history_seed
     from ghostcrm.accounts.services import demo_admin_create
     from ghostcrm.audit.services import Actor
     from ghostcrm.core.errors import ApplicationError
@@ -339,6 +341,7 @@ def seed() -> tuple[str, str, list[str]]:
     actor = Actor.system("make demo")
     try:
         user, password = demo_admin_create()
+        demo_catalogue_seed()  # before the organisations: the README's first API example asks for "starter"
         organizations = [
             organization_request(name=name, admin_email=email, actor=actor, idempotency_key=f"demo-{email}")
             for name, email in DEMO_ORGANISATIONS
@@ -350,6 +353,10 @@ def seed() -> tuple[str, str, list[str]]:
             secrets={"signing_secret": "demo-signing-secret-0123456789"},
             actor=actor,
         )
+        # A few months of billing history for the billing pages and the revenue dashboard; its invoices are
+        # not e-mailed to anyone (this process only seeds, and a configured EMAIL_URL would really send them).
+        settings.EMAIL_BACKEND = "django.core.mail.backends.dummy.EmailBackend"
+        demo_history_seed(organization_ids=[o.pk for o in organizations], actor=actor)
     except ApplicationError as exc:
         raise DemoError(exc.message) from None
     finally:

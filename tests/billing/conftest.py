@@ -1,65 +1,19 @@
-"""Billing fixtures: organisations, plans and a fixed clock (every service takes ``at``)."""
+"""Billing fixtures. The factories and the fixed clock (every service takes ``at``) are in ``factories.py``;
+``make_plan``, ``make_organization``, ``ACTOR`` and ``T0`` are re-exported here for the other apps' tests that
+still import them from this module."""
 
 from __future__ import annotations
 
-import datetime as dt
-import itertools
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from billing.models import Plan, PlanTier, Product, TaxRate
-from ghostcrm.audit.services import Actor
+from billing.models import Plan, TaxRate
 from tenants.models import Organization
+from tests.billing.factories import ACTOR, T0, TaxRateFactory, make_organization, make_plan
 
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-ACTOR = Actor.system("tests")
-_counter = itertools.count(1)
-
-
-def make_organization(*, name: str | None = None, status: str = "active") -> Organization:
-    n = next(_counter)
-    slug = f"acme-{n}"
-    organization = Organization(name=name or f"ACME {n}", slug=slug, admin_email=f"admin@{slug}.example")
-    organization.full_clean()
-    organization.status = status
-    organization.save()
-    return organization
-
-
-def make_plan(
-    code: str,
-    amount: int,
-    *,
-    currency: str = "EUR",
-    interval: str = "month",
-    scheme: str = "flat",
-    tiers_mode: str = "",
-    tiers: list[tuple[int | None, int, int]] = (),  # type: ignore[assignment]
-    trial_days: int = 0,
-    seat_limit: int | None = None,
-    contact_limit: int | None = None,
-) -> Plan:
-    product, _ = Product.objects.get_or_create(name="GhostCRM")
-    plan = Plan(
-        code=code,
-        product=product,
-        name=code.replace("-", " ").title(),
-        currency=currency,
-        interval=interval,
-        scheme=scheme,
-        tiers_mode=tiers_mode,
-        unit_amount=amount,
-        trial_days=trial_days,
-        seat_limit=seat_limit,
-        contact_limit=contact_limit,
-    )
-    plan.full_clean()
-    plan.save()
-    for up_to, unit, flat in tiers:
-        PlanTier.objects.create(plan=plan, up_to=up_to, unit_amount=unit, flat_amount=flat)
-    return plan
+__all__ = ["ACTOR", "T0", "make_organization", "make_plan"]
 
 
 @pytest.fixture
@@ -79,7 +33,7 @@ def plans(db: Any) -> dict[str, Plan]:
 
 @pytest.fixture
 def vat(db: Any) -> TaxRate:
-    return TaxRate.objects.create(name="VAT", percentage="20.0000", country="FR")
+    return TaxRateFactory()
 
 
 @pytest.fixture

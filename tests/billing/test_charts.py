@@ -1,62 +1,41 @@
-"""The dashboard's SVG charts: month labels readable, every label inside the viewBox (none clipped)."""
+"""The revenue dashboard's charts (drawn by ``ghostcrm.core.charts``): months as "Dec 2025", amounts in the
+summary's currency, gains up and losses down."""
 
 from __future__ import annotations
 
+import datetime as dt
 import xml.etree.ElementTree as ET
 
-import pytest
-
 from billing import charts
+from billing.selectors import MonthRow, RevenueSummary
 
 NS = "{http://www.w3.org/2000/svg}"
-MONTHS = ["2025-01", "2025-02", "2025-03", "2025-04", "2025-05", "2025-06",
-          "2025-07", "2025-08", "2025-09", "2025-10", "2025-11", "2025-12"]  # fmt: skip
 
 
-def texts(svg: str) -> tuple[list[tuple[str, float, float]], float, float]:
-    """Every visible <text> as (text, left edge, right edge) by the charts' own width estimate, and the viewBox."""
-    root = ET.fromstring(svg)  # noqa: S314 - our own output, not untrusted input
-    _, _, width, height = (float(v) for v in root.attrib["viewBox"].split())
-    default_size = int(root.attrib["font-size"])
-    found = []
-    for node in root.iter(f"{NS}text"):
-        text, x = node.text or "", float(node.attrib["x"])
-        assert 0 <= float(node.attrib["y"]) <= height, text
-        w = charts.text_width(text, int(node.attrib.get("font-size", default_size)))
-        anchor = node.attrib.get("text-anchor", "start")
-        left = x - w if anchor == "end" else x - w / 2 if anchor == "middle" else x
-        found.append((text, left, left + w))
-    return found, width, height
-
-
-def assert_inside(svg: str) -> list[str]:
-    found, width, _ = texts(svg)
-    for text, left, right in found:
-        assert left >= 0 and right <= width, f"{text!r} spans {left:.1f}..{right:.1f}, outside 0..{width}"
-    return [text for text, _, _ in found]
+def summary() -> RevenueSummary:
+    months = [MonthRow(f"2025-{m:02d}", 1000 * m, 0, 0, -500 if m == 12 else 0, 0, 1000 * m) for m in range(1, 13)]
+    return RevenueSummary(
+        currency="EUR", currencies=["EUR"], at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), mrr=12_000, arr=144_000,
+        months=months, by_status={"active": 3, "past_due": 1}, past_due_amount=0, past_due_count=0,
+        top_accounts=[("Globex", 9_000)], active_subscriptions=3,
+    )  # fmt: skip
 
 
 def test_month_labels_are_month_and_year() -> None:
     assert charts.month_label("2025-12") == "Dec 2025"
     assert charts.month_label("Charly") == "Charly"
-    shown = assert_inside(charts.column_chart(MONTHS, [1000] * 12, currency="EUR", title="MRR"))
-    assert "Dec 2025" in shown and "Jan 2025" in shown
-    assert not any(text == "25-12" for text in shown)
 
 
-@pytest.mark.parametrize("extent", [10_000, 123_456_789_00])
-def test_y_axis_labels_fit_however_long(extent: int) -> None:
-    """ "+100.00 EUR" used to start left of the SVG; the margin now grows with the longest label."""
-    gains, losses = [extent] + [0] * 11, [0] * 11 + [-extent]
-    shown = assert_inside(charts.diverging_chart(MONTHS, gains, losses, currency="EUR", title="Movements"))
-    assert any(text.startswith("+") and text.endswith(" EUR") for text in shown)
-    assert any(text.startswith("-") and text.endswith(" EUR") for text in shown)
-    shown = assert_inside(charts.column_chart(MONTHS, [extent] * 12, currency="KWD", title="MRR"))
-    assert any(text.endswith(" KWD") for text in shown)
-
-
-def test_bar_chart_names_and_values_fit() -> None:
-    items = [("A very long organisation name that is cut", 987_654_321_00), ("Ab", 1)]
-    shown = assert_inside(charts.bar_chart(items, title="Top", currency="EUR"))
-    assert "A very long organisation nam" in shown
-    assert_inside(charts.bar_chart([], title="Empty"))
+def test_the_dashboard_charts_speak_months_and_money() -> None:
+    drawn = charts.revenue_charts(summary())
+    assert set(drawn) == {"mrr_chart", "movement_chart", "status_chart", "top_chart"}
+    mrr = ET.fromstring(drawn["mrr_chart"])  # noqa: S314 - our own output
+    shown = [node.text for node in mrr.iter(f"{NS}text")]
+    assert "Jan 2025" in shown
+    assert "Dec 2025" in shown
+    assert "120.00 EUR" in shown
+    movements = ET.fromstring(drawn["movement_chart"])  # noqa: S314
+    titles = [node.findtext(f"{NS}title") for node in movements.iter(f"{NS}rect")]
+    assert "Dec 2025: churned MRR -5.00 EUR" in titles
+    assert "Mar 2025: new MRR 30.00 EUR" in titles
+    assert "9" in " ".join(node.text or "" for node in ET.fromstring(drawn["top_chart"]).iter(f"{NS}text"))  # noqa: S314

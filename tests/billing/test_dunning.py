@@ -6,12 +6,13 @@ import datetime as dt
 
 import pytest
 from django.core import mail
+from django.core.exceptions import ValidationError as DjangoValidationError
 
 from billing import services
 from billing.models import Customer, Invoice, MrrMovement, Subscription
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.core.models import SystemSetting
-from tests.billing.conftest import ACTOR, T0, make_organization, make_plan
+from tests.billing.factories import ACTOR, T0, make_organization, make_plan
 
 # Suspension goes through provisioning's organization_suspend, which also takes LOGIN from the tenant's role.
 pytestmark = pytest.mark.django_db(databases=["default", "tenants"])
@@ -110,7 +111,8 @@ def test_schedule_and_grace_come_from_system_settings(overdue) -> None:  # type:
     services.dunning_run(actor=ACTOR, at=day(3))
     invoice.refresh_from_db()
     organization.refresh_from_db()
-    assert invoice.attempt_count == 1 and organization.status == "suspended"
+    assert invoice.attempt_count == 1
+    assert organization.status == "suspended"
 
 
 def test_an_organisation_not_active_is_left_alone(overdue) -> None:  # type: ignore[no-untyped-def]
@@ -123,7 +125,8 @@ def test_an_organisation_not_active_is_left_alone(overdue) -> None:  # type: ign
     assert organization.status == "provisioning"
     assert not Customer.objects.get(organization=organization).suspended_for_nonpayment
     event = AuditEvent.objects.get(action="billing.dunning.suspend")
-    assert event.outcome == "failure" and "provisioning" in event.message
+    assert event.outcome == "failure"
+    assert "provisioning" in event.message
 
 
 def test_voiding_the_overdue_invoice_also_resumes(overdue) -> None:  # type: ignore[no-untyped-def]
@@ -154,8 +157,6 @@ def test_voiding_the_overdue_invoice_also_resumes(overdue) -> None:  # type: ign
     ],
 )
 def test_bad_dunning_settings_are_refused(db, key: str, value: str, message: str) -> None:  # type: ignore[no-untyped-def]
-    from django.core.exceptions import ValidationError as DjangoValidationError
-
     with pytest.raises(DjangoValidationError) as caught:
         SystemSetting(key=key, value=value).full_clean()
     assert message in " ".join(caught.value.messages)

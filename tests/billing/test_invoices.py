@@ -8,13 +8,14 @@ import re
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError as DjangoValidationError
 
 from billing import selectors, services
 from billing.models import CreditNote, Customer, Invoice, Payment, TaxRate
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.core.errors import Conflict, ValidationError
 from ghostcrm.core.models import SystemSetting
-from tests.billing.conftest import ACTOR, T0, make_organization, make_plan
+from tests.billing.factories import ACTOR, T0, make_organization, make_plan
 
 pytestmark = pytest.mark.django_db
 UTC = dt.UTC
@@ -130,7 +131,8 @@ def test_credit_notes_are_numbered_per_year_and_reduce_what_is_due() -> None:
     assert caught.value.code == "over_credit"
     with pytest.raises(ValidationError) as caught:
         services.payment_record(invoice_id=invoice.pk, amount=7_501, actor=ACTOR)
-    assert caught.value.code == "overpayment" and "75.00 EUR still due" in caught.value.message
+    assert caught.value.code == "overpayment"
+    assert "75.00 EUR still due" in caught.value.message
 
     second = services.credit_note_create(
         invoice_id=invoice.pk, amount=7_500, reason="Waived", actor=ACTOR, at=dt.datetime(2027, 1, 1, tzinfo=UTC)
@@ -149,7 +151,8 @@ def test_a_refund_never_exceeds_what_is_left_of_the_payment() -> None:
     services.payment_refund(payment_id=payment.pk, amount=6_000, reason="partial", actor=ACTOR)
     with pytest.raises(ValidationError) as caught:
         services.payment_refund(payment_id=payment.pk, amount=4_001, reason="too much", actor=ACTOR)
-    assert caught.value.code == "over_refund" and "40.00 EUR left to refund" in caught.value.message
+    assert caught.value.code == "over_refund"
+    assert "40.00 EUR left to refund" in caught.value.message
     rest = services.payment_refund(payment_id=payment.pk, reason="the rest", actor=ACTOR)  # no amount: the rest
     payment.refresh_from_db()
     assert (rest.amount, payment.amount_refunded) == (4_000, 10_000)
@@ -221,8 +224,6 @@ def test_the_printable_invoice_carries_what_a_legal_invoice_needs(admin_session:
 
 
 def test_the_seller_name_cannot_be_emptied() -> None:
-    from django.core.exceptions import ValidationError as DjangoValidationError
-
     with pytest.raises(DjangoValidationError, match="names its seller"):
         SystemSetting(key="billing.seller_name", value="  ").full_clean()
 

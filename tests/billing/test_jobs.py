@@ -12,7 +12,8 @@ from rq import SimpleWorker
 
 from billing import jobs, services
 from billing.models import Invoice, Subscription
-from tests.billing.conftest import ACTOR, make_organization, make_plan
+from tenants.periodic import periodic_jobs
+from tests.billing.factories import ACTOR, make_organization, make_plan
 
 # Dunning may suspend the tenant, which also takes LOGIN from its database role.
 pytestmark = pytest.mark.django_db(databases=["default", "tenants"])
@@ -42,8 +43,6 @@ def test_jobs_renew_and_dun_through_the_billing_queue(redis_conn: Any) -> None:
 
 
 def test_the_worker_schedules_the_billing_cycle() -> None:
-    from tenants.periodic import periodic_jobs
-
     scheduled = {job["func"]: job for job in periodic_jobs()}
     for job in (jobs.usage_readings_job, jobs.renewals_job, jobs.dunning_job):
         assert scheduled[job]["queue_name"] == "billing"

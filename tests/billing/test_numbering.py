@@ -16,7 +16,8 @@ from django.db import connections
 
 from billing import services
 from billing.models import DocumentCounter, Invoice
-from tests.billing.conftest import ACTOR, T0, make_organization, make_plan
+from billing.services import invoices as invoices_module
+from tests.billing.factories import ACTOR, T0, make_organization, make_plan
 
 # SQLite's in-memory test database answers concurrent writers with "table is locked" instead of waiting, so
 # these run on a server database (the `make test-sqlite` run leaves `server_db` out).
@@ -62,7 +63,7 @@ def drafts(count: int) -> list[Invoice]:
 def test_concurrent_finalisation_gives_gap_free_unique_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
     invoices = drafts(12)
     doomed = invoices[5].pk
-    real_send = services.billing_email_send
+    real_send = invoices_module.billing_email_send
 
     def send_or_fail(**kwargs: Any) -> None:
         # Fails after the number was taken, inside the finalising transaction: the number must come back.
@@ -70,21 +71,23 @@ def test_concurrent_finalisation_gives_gap_free_unique_numbers(monkeypatch: pyte
             raise RuntimeError("mail system exploded")
         real_send(**kwargs)
 
-    monkeypatch.setattr(services, "billing_email_send", send_or_fail)
+    monkeypatch.setattr(invoices_module, "billing_email_send", send_or_fail)
     at = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
     results = run_concurrently(
         [lambda pk=invoice.pk: services.invoice_finalize(invoice_id=pk, actor=ACTOR, at=at) for invoice in invoices]
     )
     failures = [r for r in results if isinstance(r, Exception)]
-    assert len(failures) == 1 and "exploded" in str(failures[0])
+    assert len(failures) == 1
+    assert "exploded" in str(failures[0])
 
     numbers = sorted(Invoice.objects.exclude(number__isnull=True).values_list("number", flat=True))
     assert numbers == [f"GC-2026-{n:06d}" for n in range(1, 12)]  # 11 finalised: 1..11, no gap, no duplicate
-    assert Invoice.objects.get(pk=doomed).status == "draft" and Invoice.objects.get(pk=doomed).number is None
+    assert Invoice.objects.get(pk=doomed).status == "draft"
+    assert Invoice.objects.get(pk=doomed).number is None
     assert DocumentCounter.objects.get(kind="INV", year=2026).last_number == 11
 
     # The rolled-back invoice finalised later takes the next number, still without a gap.
-    monkeypatch.setattr(services, "billing_email_send", real_send)
+    monkeypatch.setattr(invoices_module, "billing_email_send", real_send)
     assert services.invoice_finalize(invoice_id=doomed, actor=ACTOR, at=at).number == "GC-2026-000012"
 
 

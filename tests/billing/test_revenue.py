@@ -10,7 +10,7 @@ import pytest
 
 from billing import selectors, services
 from billing.models import Invoice
-from tests.billing.conftest import ACTOR, make_organization, make_plan
+from tests.billing.factories import ACTOR, make_organization, make_plan
 
 pytestmark = pytest.mark.django_db
 UTC = dt.UTC

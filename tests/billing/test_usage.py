@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connections
 from psycopg import sql
 
 from billing import services
 from billing.models import UsageReading
 from ghostcrm.core.errors import Conflict
-from tests.billing.conftest import ACTOR, T0, make_organization
+from tests.billing.factories import ACTOR, T0, make_organization
 
 pytestmark = pytest.mark.django_db(databases=["default", "tenants"])
 
@@ -81,14 +82,14 @@ def test_the_cycle_command_reports_each_step(db: Any) -> None:
     out = StringIO()
     call_command("billing_run_cycle", "--at", "2026-01-02T00:00:00", stdout=out)
     text = out.getvalue()
-    assert "usage: 1/1" in text and "usage: 1 processed, 1 changed, 0 failed." in text
-    assert "renewals: 0 processed" in text and "dunning: 0 processed" in text
+    assert "usage: 1/1" in text
+    assert "usage: 1 processed, 1 changed, 0 failed." in text
+    assert "renewals: 0 processed" in text
+    assert "dunning: 0 processed" in text
     assert UsageReading.objects.get().taken_at == dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
 
 
 def test_the_cycle_command_exits_with_an_error_naming_what_failed(db: Any) -> None:
-    from django.core.management.base import CommandError
-
     broken = make_organization(name="Not provisioned")
     out, err = StringIO(), StringIO()
     with pytest.raises(CommandError, match=r"1 item\(s\) failed; see the lines above\."):

@@ -10,12 +10,17 @@ from typing import Any
 
 import pytest
 import stripe
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.urls import reverse
 
-from billing import services
-from billing.models import CreditNote, Customer, Invoice, Payment, Subscription, WebhookEvent
-from tests.billing.conftest import ACTOR, T0, make_organization, make_plan
+from billing import services, webhooks
+from billing.models import CreditNote, Customer, Invoice, Payment, Plan, Subscription, WebhookEvent
+from billing.stripe_client import StripeGateway
+from ghostcrm.audit.models import AuditEvent
+from tests.billing.factories import ACTOR, T0, make_organization, make_plan
+from tests.conftest import login_with_verified_otp
 
 pytestmark = pytest.mark.django_db
 SECRET = "whsec_test_secret_for_signing_locally"
@@ -80,7 +85,8 @@ def test_a_bad_signature_is_refused_and_nothing_is_stored(client: Any, open_invo
         response = deliver(client, payload, timestamp=int(time.time()) - 301)  # outside the 300 s tolerance
     assert response.status_code == 400
     assert response.json()["code"] == "bad_signature"
-    assert WebhookEvent.objects.count() == 0 and Payment.objects.count() == 0
+    assert WebhookEvent.objects.count() == 0
+    assert Payment.objects.count() == 0
     open_invoice.refresh_from_db()
     assert open_invoice.status == "open"
 
@@ -88,7 +94,8 @@ def test_a_bad_signature_is_refused_and_nothing_is_stored(client: Any, open_invo
 def test_without_a_secret_the_endpoint_is_off(client: Any, settings: Any, open_invoice: Invoice) -> None:
     settings.STRIPE_WEBHOOK_SECRET = ""
     response = deliver(client, paid_event(open_invoice))
-    assert response.status_code == 404 and response.json()["code"] == "not_configured"
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_configured"
     assert WebhookEvent.objects.count() == 0
     assert client.get(URL).status_code == 405
 
@@ -96,22 +103,24 @@ def test_without_a_secret_the_endpoint_is_off(client: Any, settings: Any, open_i
 def test_a_signed_event_is_stored_and_processed_once(client: Any, open_invoice: Invoice) -> None:
     payload = paid_event(open_invoice)
     first = deliver(client, payload)
-    assert first.status_code == 200 and first.json() == {
-        "received": True, "event": "evt_paid_1", "status": "processed", "duplicate": False
-    }  # fmt: skip
+    assert first.status_code == 200
+    assert first.json() == {"received": True, "event": "evt_paid_1", "status": "processed", "duplicate": False}
     open_invoice.refresh_from_db()
     assert (open_invoice.status, open_invoice.amount_paid, open_invoice.provider_id) == ("paid", 3000, "in_123")
     payment = Payment.objects.get()
     assert (payment.provider_reference, payment.method, payment.amount) == ("pi_123", "stripe", 3000)
 
     again = deliver(client, payload)
-    assert again.status_code == 200 and again.json()["duplicate"] is True
-    assert WebhookEvent.objects.count() == 1 and Payment.objects.count() == 1
+    assert again.status_code == 200
+    assert again.json()["duplicate"] is True
+    assert WebhookEvent.objects.count() == 1
+    assert Payment.objects.count() == 1
     assert WebhookEvent.objects.get().attempts == 1
 
     # The same payment announced by another event (invoice.payment_succeeded) is not recorded twice.
     other = deliver(client, paid_event(open_invoice, "evt_paid_2").replace("invoice.paid", "invoice.payment_succeeded"))
-    assert other.json()["status"] == "ignored" and Payment.objects.count() == 1
+    assert other.json()["status"] == "ignored"
+    assert Payment.objects.count() == 1
 
 
 def test_a_late_failure_after_payment_is_ignored(client: Any, open_invoice: Invoice) -> None:
@@ -141,7 +150,8 @@ def test_subscription_events_out_of_order(client: Any, open_invoice: Invoice) ->
 
     newer = deliver(client, sub_event("evt_sub_new", "past_due", 2_000_000_000, 3))
     older = deliver(client, sub_event("evt_sub_old", "active", 1_900_000_000, 1))
-    assert newer.json()["status"] == "processed" and older.json()["status"] == "ignored"
+    assert newer.json()["status"] == "processed"
+    assert older.json()["status"] == "ignored"
     subscription = Subscription.objects.get(provider_id="sub_123")
     assert (subscription.status, subscription.seats, subscription.provider_updated) == ("past_due", 3, 2_000_000_000)
     assert "stale" in WebhookEvent.objects.get(event_id="evt_sub_old").error
@@ -157,7 +167,8 @@ def test_replay_processes_pending_events_and_never_twice(client: Any, open_invoi
     call_command("billing_replay_events", stdout=out)
     assert "Replayed 1 event(s): 1 processed." in out.getvalue()
     open_invoice.refresh_from_db()
-    assert open_invoice.status == "paid" and Payment.objects.count() == 1
+    assert open_invoice.status == "paid"
+    assert Payment.objects.count() == 1
 
     out = StringIO()
     call_command("billing_replay_events", "--all", stdout=out)  # everything again: idempotent handlers
@@ -167,8 +178,6 @@ def test_replay_processes_pending_events_and_never_twice(client: Any, open_invoi
 
 
 def test_replay_names_an_unknown_event() -> None:
-    from django.core.management.base import CommandError
-
     with pytest.raises(CommandError, match="No stored event with id evt_nope"):
         call_command("billing_replay_events", "--event", "evt_nope", stdout=StringIO())
 
@@ -221,7 +230,8 @@ def test_marked_uncollectible_in_stripe(client: Any, open_invoice: Invoice) -> N
     payload = invoice_event("evt_unc", "invoice.marked_uncollectible", open_invoice)
     assert deliver(client, payload).json()["status"] == "processed"
     open_invoice.refresh_from_db()
-    assert open_invoice.status == "uncollectible" and open_invoice.marked_uncollectible_at is not None
+    assert open_invoice.status == "uncollectible"
+    assert open_invoice.marked_uncollectible_at is not None
 
 
 def sub_object(subscription: Subscription, status: str, **fields: Any) -> dict[str, Any]:
@@ -288,7 +298,8 @@ def test_amounts_from_stripe_are_checked_minor_units_of_the_same_currency(
 ) -> None:
     payload = invoice_event("evt_bad_amount", "invoice.paid", open_invoice, **{"amount_paid": 3000, **fields})
     response = deliver(client, payload)
-    assert response.status_code == 200 and response.json()["status"] == "failed"
+    assert response.status_code == 200
+    assert response.json()["status"] == "failed"
     assert message in WebhookEvent.objects.get().error
     assert Payment.objects.count() == 0
     open_invoice.refresh_from_db()
@@ -315,8 +326,6 @@ def test_a_charge_without_its_refund_list_is_refunded_by_the_cumulative_amount(
 
 
 def test_replay_exits_with_an_error_when_an_event_still_fails(open_invoice: Invoice) -> None:
-    from django.core.management.base import CommandError
-
     payload = invoice_event("evt_jpy", "invoice.paid", open_invoice, amount_paid=3000, currency="jpy")
     WebhookEvent.objects.create(event_id="evt_jpy", type="invoice.paid", created=1_767_225_600, payload=payload)
     out, err = StringIO(), StringIO()
@@ -342,8 +351,6 @@ def test_stripe_amounts_in_a_special_case_currency_are_rescaled(client: Any, db:
 
 
 def test_a_refund_sent_to_stripe_is_in_stripes_unit(open_invoice: Invoice, settings: Any) -> None:
-    from billing.stripe_client import StripeGateway
-
     sent: list[dict[str, Any]] = []
 
     class Refunds:
@@ -362,8 +369,6 @@ def test_a_refund_sent_to_stripe_is_in_stripes_unit(open_invoice: Invoice, setti
 
 
 def test_a_plan_changed_in_stripe_is_followed_by_its_price_id(client: Any, open_invoice: Invoice) -> None:
-    from billing.models import Plan
-
     pro = make_plan("pro", 9000)
     subscription = Subscription.objects.get(provider_id="sub_123")
 
@@ -387,11 +392,6 @@ def test_a_plan_changed_in_stripe_is_followed_by_its_price_id(client: Any, open_
 def test_a_replay_from_the_admin_is_audited_with_the_client(
     client: Any, super_admin: Any, open_invoice: Invoice
 ) -> None:
-    from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-
-    from ghostcrm.audit.models import AuditEvent
-    from tests.conftest import login_with_verified_otp
-
     stored = WebhookEvent.objects.create(
         event_id="evt_admin", type="invoice.paid", object_id="in_123", created=1_767_225_600,
         payload=paid_event(open_invoice, "evt_admin"),
@@ -411,4 +411,40 @@ def test_a_replay_from_the_admin_is_audited_with_the_client(
         "QA-Browser/2.0",
         str(super_admin.pk),
     )
-    assert replay.message == "invoice.paid: processed" and replay.target_id == str(stored.pk)
+    assert replay.message == "invoice.paid: processed"
+    assert replay.target_id == str(stored.pk)
+
+
+def test_a_replay_records_an_unexpected_error_and_carries_on(
+    client: Any, super_admin: Any, open_invoice: Invoice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handler bug during a replay (not of the error family) fails that event, recorded and shown, without a
+    500 in the admin or a traceback ending the command; the webhook endpoint still raises it (Stripe retries)."""
+
+    def broken(data: Any, obj: Any) -> str:
+        raise KeyError("amount_paid")
+
+    monkeypatch.setitem(webhooks.HANDLERS, "invoice.paid", broken)
+    stored = WebhookEvent.objects.create(
+        event_id="evt_bug", type="invoice.paid", object_id="in_123", created=1_767_225_600,
+        payload=paid_event(open_invoice, "evt_bug"),
+    )  # fmt: skip
+    with pytest.raises(KeyError):
+        webhooks.webhook_event_process(event_id=stored.pk)
+    admin = login_with_verified_otp(client, super_admin)
+    page = admin.post(
+        "/admin/billing/webhookevent/", {"action": "replay", ACTION_CHECKBOX_NAME: [stored.pk]}, follow=True
+    )
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "vt_bug: KeyError: &#x27;amount_paid&#x27;</li>" in html  # the admin capitalises messages
+    assert "Replayed 1 event(s): failed." in html
+    stored.refresh_from_db()
+    assert (stored.status, stored.attempts) == ("failed", 2)
+
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError, match=r"1 event\(s\) failed again"):
+        call_command("billing_replay_events", "--event", "evt_bug", stdout=out, stderr=err)
+    assert "Replayed 1 event(s): 1 failed." in out.getvalue()
+    assert "evt_bug: KeyError: 'amount_paid'" in err.getvalue()
+    assert Invoice.objects.get(pk=open_invoice.pk).status == "open"

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ghostcrm.audit.services import Actor
+from ghostcrm.core.api import BoundedJSONParser
 from ghostcrm.core.errors import ApplicationError, Conflict, ValidationError
 from tenants import selectors, services
 from tenants.api.authentication import HasScope, ServiceKeyAuthentication, ServiceKeyRateThrottle
@@ -71,6 +72,7 @@ class ServiceKeyAPIView(APIView):
     authentication_classes = [ServiceKeyAuthentication]
     permission_classes = [HasScope]
     throttle_classes = [ServiceKeyRateThrottle]
+    parser_classes = [BoundedJSONParser]  # JSON only: the schema declares no other body
     required_scopes: dict[str, str] = {}
 
     def actor(self, request: Request) -> Actor:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
+from django.core.cache.backends.locmem import LocMemCache
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
@@ -17,6 +21,12 @@ from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor
 from tenants.keys import Unauthenticated, service_key_authenticate, service_key_record_use
 from tenants.models import ServiceKey
+
+logger = logging.getLogger(__name__)
+# When Redis is unreachable the limits are counted per process instead (each web worker allows the full
+# budget): the API keeps answering reads rather than failing every request (docs/api.md, "Redis down").
+PROCESS_CACHE = LocMemCache("ghostcrm-api-process-limits", {"MAX_ENTRIES": 10_000})
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 
 class ServiceKeyPrincipal:
@@ -95,7 +105,12 @@ class ServiceKeyRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": key.pk}
 
     def allow_request(self, request: Request, view: Any) -> bool:
-        allowed = super().allow_request(request, view)
+        try:
+            allowed = super().allow_request(request, view)
+        except REDIS_DOWN:
+            logger.warning("Redis is unreachable: counting the API rate limit per process")
+            self.cache = PROCESS_CACHE
+            allowed = super().allow_request(request, view)
         if self.rate is not None and getattr(self, "key", None):
             # ``history`` holds this window's request times, newest first (this request included when allowed).
             history = self.history

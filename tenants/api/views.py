@@ -6,6 +6,7 @@ import logging
 import re
 from typing import Any
 
+import django_rq
 from django.http import HttpRequest, JsonResponse
 from django.urls import Resolver404, resolve
 from drf_spectacular.types import OpenApiTypes
@@ -17,10 +18,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ghostcrm.audit.services import Actor
-from ghostcrm.core.api import BoundedJSONParser
+from ghostcrm.core.api import BoundedJSONParser, queue_unavailable_error
 from ghostcrm.core.errors import ApplicationError, Conflict, ValidationError
-from tenants import selectors, services
-from tenants.api.authentication import HasScope, ServiceKeyAuthentication, ServiceKeyRateThrottle
+from tenants import jobs, selectors, services
+from tenants.api.authentication import REDIS_DOWN, HasScope, ServiceKeyAuthentication, ServiceKeyRateThrottle
 from tenants.api.serializers import (
     ERROR_SCHEMA,
     LifecycleActionSerializer,
@@ -43,9 +44,14 @@ AUTH_ERRORS = {
     401: OpenApiResponse(ERROR_SCHEMA, description="Missing, malformed, expired or revoked key"),
     403: OpenApiResponse(ERROR_SCHEMA, description="The key lacks the scope"),
     429: OpenApiResponse(ERROR_SCHEMA, description="Rate limit reached; wait Retry-After seconds"),
-}
+    503: OpenApiResponse(ERROR_SCHEMA, description="The database or the job queue is unreachable; wait Retry-After "
+                         "seconds. `queue_unavailable` after a write carries the organisation as recorded."),
+}  # fmt: skip
 INVALID = {400: OpenApiResponse(ERROR_SCHEMA, description="Invalid fields; `fields` names each problem")}
 NOT_FOUND = {404: OpenApiResponse(ERROR_SCHEMA, description="No such organisation or operation")}
+# After these the organisation waits for a job on the queue.
+QUEUED_STATUSES = frozenset({Organization.Status.PENDING, Organization.Status.PROVISIONING,
+                             Organization.Status.DEPROVISIONING})  # fmt: skip
 CONFLICT = {409: OpenApiResponse(ERROR_SCHEMA, description="The lifecycle forbids this action now")}
 RATE_LIMIT_HEADERS = [
     OpenApiParameter(
@@ -110,6 +116,30 @@ def api_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
         else:
             message += f" API URLs end with a slash: {request.path}/"
     return JsonResponse({"code": "not_found", "message": message}, status=404)
+
+
+def _queue_reachable() -> bool:
+    try:
+        django_rq.get_connection(jobs.QUEUE_NAME).ping()
+    except REDIS_DOWN:
+        return False
+    return True
+
+
+def _written(request: Request, organization: Organization, status_code: int, headers: dict[str, str]) -> Response:
+    """The answer to a write that leaves work for a worker: ``status_code``, or a 503 ``queue_unavailable`` that
+    still carries the organisation when Redis could not take the job (the reconciler enqueues it later)."""
+    data = OrganizationSerializer(organization, context={"request": request}).data
+    if organization.status not in QUEUED_STATUSES or _queue_reachable():
+        return Response(data, status=status_code, headers=headers)
+    error = queue_unavailable_error(
+        f"The organisation was recorded as {organization.status}, but the job queue (Redis) is unreachable: the "
+        "reconciler enqueues its job once Redis is back. Poll status_url, or repeat this request (with the same "
+        "Idempotency-Key) after Retry-After seconds.",
+        organization=data,
+    )
+    headers = {**headers, "Retry-After": str(error.extra["retry_after"])}
+    return Response(error.as_dict(), status=http.HTTP_503_SERVICE_UNAVAILABLE, headers=headers)
 
 
 def _api_fields(exc: ApplicationError) -> ApplicationError:
@@ -193,8 +223,8 @@ class OrganizationListCreateView(ServiceKeyAPIView):
             )
         except (ValidationError, Conflict) as exc:  # a 409 organization_exists names its field too
             raise _api_fields(exc) from None
-        data = OrganizationSerializer(organization, context={"request": request}).data
-        return Response(data, status=http.HTTP_202_ACCEPTED, headers={"Location": data["status_url"]})
+        location = OrganizationSerializer(organization, context={"request": request}).data["status_url"]
+        return _written(request, organization, http.HTTP_202_ACCEPTED, {"Location": location})
 
 
 class OrganizationDetailView(ServiceKeyAPIView):
@@ -224,9 +254,7 @@ class OrganizationActionView(ServiceKeyAPIView):
         service = services.LIFECYCLE_ACTIONS[self.action_name]
         organization = service(organization_id=organization_id, actor=actor, reason=reason, request=http_request)
         organization.refresh_from_db()
-        return Response(
-            OrganizationSerializer(organization, context={"request": request}).data, status=self.accepted_status
-        )
+        return _written(request, organization, self.accepted_status, {})
 
 
 def _action_view(name: str, status_code: int, summary: str) -> Any:

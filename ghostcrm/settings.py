@@ -203,6 +203,7 @@ PERIODIC_JOBS: list[dict[str, object]] = [
     {"func": "billing.jobs.usage_readings_job", "queue": "billing", "interval": 3600},
     {"func": "billing.jobs.renewals_job", "queue": "billing", "interval": 900},
     {"func": "billing.jobs.dunning_job", "queue": "billing", "interval": 3600},
+    {"func": "tenants.api.limits.api_refusals_flush_job", "queue": "default", "interval": 60},
 ]
 
 # --- Authentication ----------------------------------------------------------------------------------
@@ -297,6 +298,8 @@ REST_FRAMEWORK = {
     # Per service key (tenants.api.throttles.ServiceKeyRateThrottle); counted in the Redis cache.
     "DEFAULT_THROTTLE_RATES": {"service_key": env.str("API_KEY_RATE_LIMIT", default="120/min")},
 }
+# Refused keys per client address and minute before that address gets 429 without a key lookup (tenants/api/limits.py).
+API_AUTH_FAILURE_LIMIT = env.int("API_AUTH_FAILURE_LIMIT", default=20)
 SPECTACULAR_SETTINGS = {
     "TITLE": "GhostCRM control plane API",
     "DESCRIPTION": "Provision and steer client organisations. Authenticate with `Authorization: Bearer gcrm_…`.",

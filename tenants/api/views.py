@@ -21,7 +21,8 @@ from ghostcrm.audit.services import Actor
 from ghostcrm.core.api import BoundedJSONParser, queue_unavailable_error
 from ghostcrm.core.errors import ApplicationError, Conflict, ValidationError
 from tenants import jobs, selectors, services
-from tenants.api.authentication import REDIS_DOWN, HasScope, ServiceKeyAuthentication, ServiceKeyRateThrottle
+from tenants.api.authentication import HasScope, ServiceKeyAuthentication, ServiceKeyRateThrottle
+from tenants.api.limits import REDIS_DOWN
 from tenants.api.serializers import (
     ERROR_SCHEMA,
     LifecycleActionSerializer,

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from tenants.api.limits import PROCESS_CACHE
 from tenants.models import Organization
 from tests.api.test_edges import closed_port
 
@@ -23,6 +24,7 @@ def redis_down() -> Iterator[None]:
     url = f"redis://127.0.0.1:{closed_port()}/0"
     caches = {"default": {**settings.CACHES["default"], "LOCATION": url}}
     queues = {name: {**config, "URL": url} for name, config in settings.RQ_QUEUES.items()}
+    PROCESS_CACHE.clear()  # the per-process fallback counts start empty in each test
     with override_settings(CACHES=caches, RQ_QUEUES=queues):
         yield
 

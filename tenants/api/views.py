@@ -28,6 +28,7 @@ from tenants.api.serializers import (
     LifecycleActionSerializer,
     OperationSerializer,
     OrganizationDetailSerializer,
+    OrganizationListQuerySerializer,
     OrganizationRequestSerializer,
     OrganizationSerializer,
 )
@@ -152,19 +153,18 @@ def _api_fields(exc: ApplicationError) -> ApplicationError:
 
 class OrganizationListCreateView(ServiceKeyAPIView):
     required_scopes = {"GET": READ, "POST": WRITE}
+    pagination_class = OrganizationPagination  # so the schema declares the paginated object GET returns
 
     @extend_schema(
         summary="List organisations",
-        parameters=[
-            OpenApiParameter("status", OpenApiTypes.STR, enum=Organization.Status.values),
-            OpenApiParameter("limit", OpenApiTypes.INT),
-            OpenApiParameter("offset", OpenApiTypes.INT),
-            *RATE_LIMIT_HEADERS,
-        ],
+        parameters=[OrganizationListQuerySerializer, *RATE_LIMIT_HEADERS],
         responses={200: OrganizationSerializer(many=True), **INVALID, **AUTH_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        queryset = selectors.organization_list(status=request.query_params.get("status") or None)
+        # A plain dict: as a QueryDict, DRF would read "status=" as "not given" instead of refusing it.
+        query = OrganizationListQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)  # an empty or unknown status, a limit of "1.5": 400
+        queryset = selectors.organization_list(status=query.validated_data.get("status"))
         paginator = OrganizationPagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
         data = OrganizationSerializer(page, many=True, context={"request": request}).data
@@ -178,6 +178,7 @@ class OrganizationListCreateView(ServiceKeyAPIView):
                 "Idempotency-Key",
                 OpenApiTypes.STR,
                 OpenApiParameter.HEADER,
+                pattern=IDEMPOTENCY_KEY_RE.pattern,
                 description="Same key (per service key) and body: the same organisation again, as it is now, "
                 "even after it moved on. Same key, other body: 422.",
             ),
@@ -205,8 +206,8 @@ class OrganizationListCreateView(ServiceKeyAPIView):
     def post(self, request: Request) -> Response:
         serializer = OrganizationRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        header = request.headers.get("Idempotency-Key", "")
-        if header and not IDEMPOTENCY_KEY_RE.match(header):
+        header = request.headers.get("Idempotency-Key")  # None when absent; present but empty is refused
+        if header is not None and not IDEMPOTENCY_KEY_RE.match(header):
             raise ValidationError(
                 "The Idempotency-Key header must be 1 to 200 printable characters without spaces.",
                 extra={"fields": {"Idempotency-Key": ["Use 1 to 200 printable characters without spaces."]}},
@@ -247,7 +248,7 @@ class OrganizationActionView(ServiceKeyAPIView):
     accepted_status = http.HTTP_200_OK
 
     def post(self, request: Request, organization_id: str) -> Response:
-        serializer = LifecycleActionSerializer(data=request.data or {})
+        serializer = LifecycleActionSerializer(data=request.data)  # no body is {}; a list or a string is a 400
         serializer.is_valid(raise_exception=True)
         reason = serializer.validated_data["reason"] or f"{self.action_name} requested through the API"
         actor = self.actor(request)

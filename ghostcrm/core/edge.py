@@ -1,8 +1,8 @@
 """What happens at the edge of every request, before and after the views: refusals that must never be a 500.
 
 - ``EdgeMiddleware`` (first in ``MIDDLEWARE``): a NUL or other control character in the path is a 404 (it can name
-  nothing, and PostgreSQL text cannot store it), an API body larger than ``API_MAX_BODY_BYTES`` is a 413, both
-  as the API's JSON error shape under ``/api/``.
+  nothing, and PostgreSQL text cannot store it), a NUL in a header a 400, an API body larger than
+  ``API_MAX_BODY_BYTES`` a 413, each as the API's JSON error shape under ``/api/``.
 - A database that refuses connections (``too many clients``, connection refused, restarting) is a 503 with
   ``Retry-After`` naming the database, for the API (``database_unavailable_error``, used by the API's exception
   handler) and for every other page (the 500 Django would answer is replaced by this middleware).
@@ -83,6 +83,12 @@ class EdgeMiddleware:
             if is_api:
                 return _json_error(404, "not_found", "There is no API endpoint at this address.")
             return HttpResponse("Not found.", status=404, content_type="text/plain; charset=utf-8")
+        if any("\x00" in value for key, value in request.META.items() if key.startswith("HTTP_")):
+            # Headers are copied into the audit log (user agent), and PostgreSQL text cannot hold NUL.
+            if is_api:
+                return _json_error(400, "invalid_header", "A request header contains a NUL character.")
+            return HttpResponse("A request header contains a NUL character.", status=400,
+                                content_type="text/plain; charset=utf-8")  # fmt: skip
         if not is_api:
             return None
         length = _content_length(request)

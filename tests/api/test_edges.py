@@ -77,6 +77,13 @@ def test_a_nul_byte_in_a_path_id_is_a_404_and_reaches_no_audit(api: APIClient, p
     assert AuditEvent.objects.count() == before
 
 
+def test_a_nul_byte_in_a_header_is_a_400_and_reaches_no_audit(api: APIClient, admin_session: Any) -> None:
+    before = AuditEvent.objects.count()
+    _error(api.get(URL, HTTP_USER_AGENT="curl\x00/8"), 400, "invalid_header")
+    assert AuditEvent.objects.count() == before
+    assert admin_session.get("/admin/", HTTP_USER_AGENT="x\x00y").status_code == 400
+
+
 def test_a_nul_byte_outside_the_api_is_a_404_too(admin_session: Any) -> None:
     assert admin_session.get("/admin/tenants/organization/abc%00def/change/").status_code == 404
 

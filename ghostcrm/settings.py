@@ -154,9 +154,10 @@ _main["TEST"] = {
     "NAME": f"test_ghostcrm_main{_test_suffix}" if _main["ENGINE"] != "django.db.backends.sqlite3" else None
 }
 _tenants["TEST"] = {"NAME": f"test_ghostcrm_tenants{_test_suffix}"}
-# Persistent connections suit gunicorn's long-lived workers (CONN_MAX_AGE, docs/api.md). `runserver` starts a
-# thread per request and never closes a finished thread's connection: there they would pile up until
-# PostgreSQL answers "too many clients", so they are off under runserver whatever the environment says.
+# Persistent connections suit gunicorn's long-lived workers (CONN_MAX_AGE, docs/api.md). `runserver` serves each
+# keep-alive client connection in a thread of its own, and each such thread kept a database connection as long as
+# its socket lived (76 idle after a burst of 200, then "too many clients"): off under runserver, whatever the
+# environment says.
 _main["CONN_MAX_AGE"] = 0 if "runserver" in sys.argv[1:2] else env.int("CONN_MAX_AGE", default=60)
 _main["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _main, TENANT_DB_ALIAS: _tenants}

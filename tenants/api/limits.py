@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import re
 import time
+import uuid
 from collections import defaultdict
 from typing import cast
 
@@ -133,7 +134,7 @@ def api_refusals_flush(*, now: float | None = None) -> int:
         window = int(raw)
         if window >= _window(now):
             continue
-        claimed = f"{_hash_name(window)}:flushing:{time.monotonic_ns()}"
+        claimed = f"{_hash_name(window)}:flushing:{uuid.uuid4().hex}"
         try:
             connection.rename(_hash_name(window), claimed)
         except ResponseError:  # already claimed by another caller, or expired

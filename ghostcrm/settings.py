@@ -7,6 +7,7 @@ secrets; development reads an optional ``.env`` file and has working defaults fo
 from __future__ import annotations
 
 import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -95,6 +96,7 @@ TENANT_APPS = ["tenants.crm"]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
 MIDDLEWARE = [
+    "ghostcrm.core.edge.EdgeMiddleware",  # first: NUL paths, oversized API bodies, database outages as 503
     "django.middleware.security.SecurityMiddleware",
     "ghostcrm.core.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -152,7 +154,11 @@ _main["TEST"] = {
     "NAME": f"test_ghostcrm_main{_test_suffix}" if _main["ENGINE"] != "django.db.backends.sqlite3" else None
 }
 _tenants["TEST"] = {"NAME": f"test_ghostcrm_tenants{_test_suffix}"}
-_main["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+# Persistent connections suit gunicorn's long-lived workers (CONN_MAX_AGE, docs/api.md). `runserver` serves each
+# keep-alive client connection in a thread of its own, and each such thread kept a database connection as long as
+# its socket lived (76 idle after a burst of 200, then "too many clients"): off under runserver, whatever the
+# environment says.
+_main["CONN_MAX_AGE"] = 0 if "runserver" in sys.argv[1:2] else env.int("CONN_MAX_AGE", default=60)
 _main["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _main, TENANT_DB_ALIAS: _tenants}
 DATABASE_ROUTERS = ["ghostcrm.routers.DatabaseRouter"]
@@ -198,6 +204,7 @@ PERIODIC_JOBS: list[dict[str, object]] = [
     {"func": "billing.jobs.usage_readings_job", "queue": "billing", "interval": 3600},
     {"func": "billing.jobs.renewals_job", "queue": "billing", "interval": 900},
     {"func": "billing.jobs.dunning_job", "queue": "billing", "interval": 3600},
+    {"func": "tenants.api.limits.api_refusals_flush_job", "queue": "default", "interval": 60},
 ]
 
 # --- Authentication ----------------------------------------------------------------------------------
@@ -280,6 +287,10 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="GhostCRM <no-reply@g
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # --- REST API ----------------------------------------------------------------------------------------
+# Bodies: the API refuses more than API_MAX_BODY_BYTES with a JSON 413 before reading it (ghostcrm.core.edge);
+# forms elsewhere keep Django's limit, stated here so both are in one place.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1_048_576)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "ghostcrm.core.api.exception_handler",
@@ -288,6 +299,8 @@ REST_FRAMEWORK = {
     # Per service key (tenants.api.throttles.ServiceKeyRateThrottle); counted in the Redis cache.
     "DEFAULT_THROTTLE_RATES": {"service_key": env.str("API_KEY_RATE_LIMIT", default="120/min")},
 }
+# Refused keys per client address and minute before that address gets 429 without a key lookup (tenants/api/limits.py).
+API_AUTH_FAILURE_LIMIT = env.int("API_AUTH_FAILURE_LIMIT", default=20)
 SPECTACULAR_SETTINGS = {
     "TITLE": "GhostCRM control plane API",
     "DESCRIPTION": "Provision and steer client organisations. Authenticate with `Authorization: Bearer gcrm_…`.",

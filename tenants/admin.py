@@ -24,7 +24,7 @@ from ghostcrm.audit.services import Actor
 from ghostcrm.core.admin_base import AuditedModelAdmin, ReadOnlyAdminMixin
 from ghostcrm.core.errors import ApplicationError
 from ghostcrm.core.errors import ValidationError as AppValidationError
-from tenants import keys, selectors, services
+from tenants import keys, selectors, service_key_pages, services
 from tenants.models import Operation, Organization, ProvisioningDashboard, ServiceKey
 
 Status = Organization.Status
@@ -474,19 +474,15 @@ class ServiceKeyAdmin(AuditedModelAdmin):
         obj.refresh_from_db()
         request._service_key_raw = raw  # type: ignore[attr-defined]
 
+    def get_urls(self) -> list[URLPattern]:
+        return [*service_key_pages.created_key_urls(self), *super().get_urls()]
+
     def response_add(self, request: HttpRequest, obj: ServiceKey, post_url_continue: str | None = None) -> HttpResponse:
         raw = getattr(request, "_service_key_raw", None)
         if raw is None:
             return super().response_add(request, obj, post_url_continue)
-        # Shown on this page only: the key is neither stored nor put in a message cookie.
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Service key created",
-            "key": obj,
-            "raw_key": raw,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "tenants/admin/service_key_created.html", context)
+        # Post/redirect/get: a reload of the page showing the key creates no second key (tenants/service_key_pages.py).
+        return service_key_pages.created_key_redirect(request, obj, raw)
 
     @admin.action(description="Revoke selected keys", permissions=["revoke"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ServiceKey]) -> None:

@@ -175,6 +175,6 @@ def test_service_key_form_names_the_scopes_and_gives_one_error_for_none(admin_se
     assert page.count("Give at least one scope") == 1
     assert "This field is required." not in page
     response = admin_session.post(
-        "/admin/tenants/servicekey/add/", {"name": "reader", "scopes": ["organizations:read"]}
+        "/admin/tenants/servicekey/add/", {"name": "reader", "scopes": ["organizations:read"]}, follow=True
     )
     assert response.status_code == 200 and "Copy it now" in response.content.decode()

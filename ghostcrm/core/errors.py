@@ -49,8 +49,13 @@ class PermissionDenied(ApplicationError):
     http_status = 403
 
 
+class PayloadTooLarge(ApplicationError):
+    code = "body_too_large"
+    http_status = 413
+
+
 class TransientError(ApplicationError):
     """A fault that may pass by itself (lost connection, database restart): worth retrying."""
 
     code = "transient"
-    http_status = 503
+    http_status = 503  # the API adds Retry-After when ``extra`` carries ``retry_after`` (seconds)

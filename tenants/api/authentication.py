@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -13,10 +14,14 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor
+from tenants.api import limits
+from tenants.api.limits import PROCESS_CACHE, REDIS_DOWN
 from tenants.keys import Unauthenticated, service_key_authenticate, service_key_record_use
 from tenants.models import ServiceKey
+
+logger = logging.getLogger(__name__)
+BEARER_ONLY = "Send the key as Authorization: Bearer gcrm_…"
 
 
 class ServiceKeyPrincipal:
@@ -34,25 +39,40 @@ class ServiceKeyPrincipal:
         return f"service key {self.key.name}"
 
 
+class AddressThrottled(exceptions.Throttled):
+    default_detail = "Too many requests with refused keys from this address."
+    default_code = "throttled"
+
+
 class ServiceKeyAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ServiceKeyPrincipal, ServiceKey] | None:
         header = request.headers.get("Authorization", "")
         if not header:
             return None  # DRF answers 401 "not_authenticated"
+        http_request = request._request
         scheme, _, token = header.partition(" ")
+        token = token.strip()
+        # Before the key is looked up: an address flooding bad keys costs no database access at all.
+        wait = limits.address_retry_after(http_request)
+        if wait is not None:
+            limits.refusal_note(request=http_request, token=token, code=limits.THROTTLED)
+            raise AddressThrottled(wait=wait)
         try:
-            if scheme.lower() != "bearer" or not token.strip():
-                raise Unauthenticated("Send the key as Authorization: Bearer gcrm_…", code="invalid_key")
-            key = service_key_authenticate(raw_key=token.strip())
+            key = self._key(scheme, token)
         except Unauthenticated as exc:
-            service_key_record_use(
-                key=None, request=request._request, outcome=AuditEvent.Outcome.DENIED, message=exc.message
-            )
+            # Counted, and audited once per key prefix, address and minute (tenants/api/limits.py).
+            limits.refusal_note(request=http_request, token=token, code=exc.code)
             raise exceptions.AuthenticationFailed(exc.message, code=exc.code) from None
         # Services called by this request audit as the key.
-        request._request.audit_actor = Actor.api_key(key.pk, key.name)  # type: ignore[attr-defined]
-        service_key_record_use(key=key, request=request._request)
+        http_request.audit_actor = Actor.api_key(key.pk, key.name)  # type: ignore[attr-defined]
+        service_key_record_use(key=key, request=http_request)
         return ServiceKeyPrincipal(key), key
+
+    @staticmethod
+    def _key(scheme: str, token: str) -> ServiceKey:
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated(BEARER_ONLY, code="invalid_key")
+        return service_key_authenticate(raw_key=token)
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="ghostcrm"'
@@ -95,7 +115,12 @@ class ServiceKeyRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": key.pk}
 
     def allow_request(self, request: Request, view: Any) -> bool:
-        allowed = super().allow_request(request, view)
+        try:
+            allowed = super().allow_request(request, view)
+        except REDIS_DOWN:
+            logger.warning("Redis is unreachable: counting the API rate limit per process")
+            self.cache = PROCESS_CACHE
+            allowed = super().allow_request(request, view)
         if self.rate is not None and getattr(self, "key", None):
             # ``history`` holds this window's request times, newest first (this request included when allowed).
             history = self.history

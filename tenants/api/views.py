@@ -6,6 +6,7 @@ import logging
 import re
 from typing import Any
 
+import django_rq
 from django.http import HttpRequest, JsonResponse
 from django.urls import Resolver404, resolve
 from drf_spectacular.types import OpenApiTypes
@@ -17,14 +18,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ghostcrm.audit.services import Actor
+from ghostcrm.core.api import BoundedJSONParser, queue_unavailable_error
 from ghostcrm.core.errors import ApplicationError, Conflict, ValidationError
-from tenants import selectors, services
+from tenants import jobs, selectors, services
 from tenants.api.authentication import HasScope, ServiceKeyAuthentication, ServiceKeyRateThrottle
+from tenants.api.limits import REDIS_DOWN
 from tenants.api.serializers import (
     ERROR_SCHEMA,
     LifecycleActionSerializer,
     OperationSerializer,
     OrganizationDetailSerializer,
+    OrganizationListQuerySerializer,
     OrganizationRequestSerializer,
     OrganizationSerializer,
 )
@@ -42,9 +46,14 @@ AUTH_ERRORS = {
     401: OpenApiResponse(ERROR_SCHEMA, description="Missing, malformed, expired or revoked key"),
     403: OpenApiResponse(ERROR_SCHEMA, description="The key lacks the scope"),
     429: OpenApiResponse(ERROR_SCHEMA, description="Rate limit reached; wait Retry-After seconds"),
-}
+    503: OpenApiResponse(ERROR_SCHEMA, description="The database or the job queue is unreachable; wait Retry-After "
+                         "seconds. `queue_unavailable` after a write carries the organisation as recorded."),
+}  # fmt: skip
 INVALID = {400: OpenApiResponse(ERROR_SCHEMA, description="Invalid fields; `fields` names each problem")}
 NOT_FOUND = {404: OpenApiResponse(ERROR_SCHEMA, description="No such organisation or operation")}
+# After these the organisation waits for a job on the queue.
+QUEUED_STATUSES = frozenset({Organization.Status.PENDING, Organization.Status.PROVISIONING,
+                             Organization.Status.DEPROVISIONING})  # fmt: skip
 CONFLICT = {409: OpenApiResponse(ERROR_SCHEMA, description="The lifecycle forbids this action now")}
 RATE_LIMIT_HEADERS = [
     OpenApiParameter(
@@ -71,6 +80,7 @@ class ServiceKeyAPIView(APIView):
     authentication_classes = [ServiceKeyAuthentication]
     permission_classes = [HasScope]
     throttle_classes = [ServiceKeyRateThrottle]
+    parser_classes = [BoundedJSONParser]  # JSON only: the schema declares no other body
     required_scopes: dict[str, str] = {}
 
     def actor(self, request: Request) -> Actor:
@@ -110,6 +120,30 @@ def api_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
     return JsonResponse({"code": "not_found", "message": message}, status=404)
 
 
+def _queue_reachable() -> bool:
+    try:
+        django_rq.get_connection(jobs.QUEUE_NAME).ping()
+    except REDIS_DOWN:
+        return False
+    return True
+
+
+def _written(request: Request, organization: Organization, status_code: int, headers: dict[str, str]) -> Response:
+    """The answer to a write that leaves work for a worker: ``status_code``, or a 503 ``queue_unavailable`` that
+    still carries the organisation when Redis could not take the job (the reconciler enqueues it later)."""
+    data = OrganizationSerializer(organization, context={"request": request}).data
+    if organization.status not in QUEUED_STATUSES or _queue_reachable():
+        return Response(data, status=status_code, headers=headers)
+    error = queue_unavailable_error(
+        f"The organisation was recorded as {organization.status}, but the job queue (Redis) is unreachable: the "
+        "reconciler enqueues its job once Redis is back. Poll status_url, or repeat this request (with the same "
+        "Idempotency-Key) after Retry-After seconds.",
+        organization=data,
+    )
+    headers = {**headers, "Retry-After": str(error.extra["retry_after"])}
+    return Response(error.as_dict(), status=http.HTTP_503_SERVICE_UNAVAILABLE, headers=headers)
+
+
 def _api_fields(exc: ApplicationError) -> ApplicationError:
     fields = exc.extra.get("fields")
     if isinstance(fields, dict):
@@ -119,19 +153,18 @@ def _api_fields(exc: ApplicationError) -> ApplicationError:
 
 class OrganizationListCreateView(ServiceKeyAPIView):
     required_scopes = {"GET": READ, "POST": WRITE}
+    pagination_class = OrganizationPagination  # so the schema declares the paginated object GET returns
 
     @extend_schema(
         summary="List organisations",
-        parameters=[
-            OpenApiParameter("status", OpenApiTypes.STR, enum=Organization.Status.values),
-            OpenApiParameter("limit", OpenApiTypes.INT),
-            OpenApiParameter("offset", OpenApiTypes.INT),
-            *RATE_LIMIT_HEADERS,
-        ],
+        parameters=[OrganizationListQuerySerializer, *RATE_LIMIT_HEADERS],
         responses={200: OrganizationSerializer(many=True), **INVALID, **AUTH_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        queryset = selectors.organization_list(status=request.query_params.get("status") or None)
+        # A plain dict: as a QueryDict, DRF would read "status=" as "not given" instead of refusing it.
+        query = OrganizationListQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)  # an empty or unknown status, a limit of "1.5": 400
+        queryset = selectors.organization_list(status=query.validated_data.get("status"))
         paginator = OrganizationPagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
         data = OrganizationSerializer(page, many=True, context={"request": request}).data
@@ -145,6 +178,7 @@ class OrganizationListCreateView(ServiceKeyAPIView):
                 "Idempotency-Key",
                 OpenApiTypes.STR,
                 OpenApiParameter.HEADER,
+                pattern=IDEMPOTENCY_KEY_RE.pattern,
                 description="Same key (per service key) and body: the same organisation again, as it is now, "
                 "even after it moved on. Same key, other body: 422.",
             ),
@@ -172,8 +206,8 @@ class OrganizationListCreateView(ServiceKeyAPIView):
     def post(self, request: Request) -> Response:
         serializer = OrganizationRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        header = request.headers.get("Idempotency-Key", "")
-        if header and not IDEMPOTENCY_KEY_RE.match(header):
+        header = request.headers.get("Idempotency-Key")  # None when absent; present but empty is refused
+        if header is not None and not IDEMPOTENCY_KEY_RE.match(header):
             raise ValidationError(
                 "The Idempotency-Key header must be 1 to 200 printable characters without spaces.",
                 extra={"fields": {"Idempotency-Key": ["Use 1 to 200 printable characters without spaces."]}},
@@ -191,8 +225,8 @@ class OrganizationListCreateView(ServiceKeyAPIView):
             )
         except (ValidationError, Conflict) as exc:  # a 409 organization_exists names its field too
             raise _api_fields(exc) from None
-        data = OrganizationSerializer(organization, context={"request": request}).data
-        return Response(data, status=http.HTTP_202_ACCEPTED, headers={"Location": data["status_url"]})
+        location = OrganizationSerializer(organization, context={"request": request}).data["status_url"]
+        return _written(request, organization, http.HTTP_202_ACCEPTED, {"Location": location})
 
 
 class OrganizationDetailView(ServiceKeyAPIView):
@@ -214,7 +248,7 @@ class OrganizationActionView(ServiceKeyAPIView):
     accepted_status = http.HTTP_200_OK
 
     def post(self, request: Request, organization_id: str) -> Response:
-        serializer = LifecycleActionSerializer(data=request.data or {})
+        serializer = LifecycleActionSerializer(data=request.data)  # no body is {}; a list or a string is a 400
         serializer.is_valid(raise_exception=True)
         reason = serializer.validated_data["reason"] or f"{self.action_name} requested through the API"
         actor = self.actor(request)
@@ -222,9 +256,7 @@ class OrganizationActionView(ServiceKeyAPIView):
         service = services.LIFECYCLE_ACTIONS[self.action_name]
         organization = service(organization_id=organization_id, actor=actor, reason=reason, request=http_request)
         organization.refresh_from_db()
-        return Response(
-            OrganizationSerializer(organization, context={"request": request}).data, status=self.accepted_status
-        )
+        return _written(request, organization, self.accepted_status, {})
 
 
 def _action_view(name: str, status_code: int, summary: str) -> Any:

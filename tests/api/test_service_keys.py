@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from rest_framework.test import APIClient
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor
 from ghostcrm.core.errors import ValidationError
+from tenants.api.limits import api_refusals_flush
 from tenants.keys import KEY_RE, service_key_revoke
 from tenants.models import ServiceKey
 
@@ -78,8 +80,10 @@ def test_a_wrong_secret_with_a_real_prefix_is_refused_and_audited(make_key: Call
     forged = raw[:-4] + ("AAAA" if not raw.endswith("AAAA") else "BBBB")
     response = _client(forged).get(LIST_URL)
     assert response.status_code == 401
+    assert api_refusals_flush(now=time.time() + 60) == 1  # refusals are audited per minute (tests/api/test_flood.py)
     denied = AuditEvent.objects.filter(action="api.request", outcome="denied")
     assert denied.count() == 1
+    assert denied.get().after["key_prefix"] == raw.split("_")[1]
 
 
 def test_wrong_scope_gets_403(make_key: Callable[..., Any]) -> None:

@@ -242,7 +242,7 @@ def test_the_chart_axis_marks_the_ends_of_the_rolling_hours_it_counts() -> None:
 
 def test_service_key_admin_shows_the_key_once_and_revokes(admin_session: Any) -> None:
     add = reverse("admin:tenants_servicekey_add")
-    response = admin_session.post(add, {"name": "signup-site", "scopes": ["organizations:write"]})
+    response = admin_session.post(add, {"name": "signup-site", "scopes": ["organizations:write"]}, follow=True)
     assert response.status_code == 200
     raw = response.context["raw_key"]
     assert KEY_RE.match(raw) and raw in response.content.decode()

@@ -8,8 +8,9 @@
 Where the machine has Debian's PostgreSQL (``pg_createcluster``), each server is a Debian cluster named
 ``<prefix><port>`` of the newest installed version; else an ``initdb``/``pg_ctl`` data directory under
 ``var/pgservers/`` with the ``pgserver`` wheel's PostgreSQL. Either way it listens on 127.0.0.1 only, trusts
-local connections (user ``postgres``), is small (``shared_buffers``, ``max_connections``) and unsafe but fast
-(``fsync = off``); ``--logical`` ports get ``wal_level = logical`` (logical replication).
+local connections (user ``postgres``), is small (``shared_buffers``, ``max_connections``) and fast but unsafe
+against a crash of the machine (``fsync = off``; a crash or immediate stop of the server itself loses nothing
+committed); ``--logical`` ports get ``wal_level = logical`` (logical replication).
 
 Exactly what was started is recorded in ``var/pgservers.json`` and only that is ever stopped and removed: the
 machine's main cluster and its configuration are never touched. The pytest fixture (``tests/pgservers.py``)
@@ -56,7 +57,6 @@ SETTINGS = {
     "shared_buffers": "16MB",
     "max_connections": "40",
     "fsync": "off",
-    "synchronous_commit": "off",
     "full_page_writes": "off",
     "max_locks_per_transaction": "256",
 }

@@ -29,7 +29,7 @@ from tests.processes import wait_for
 pytestmark = [BROWSER_DB, pytest.mark.usefixtures("provisioning_worker")]
 Status = Organization.Status
 ACTOR = Actor.system("browser-test")
-KEY_PATTERN = re.compile(r"gcrm_[A-Za-z0-9]+_[A-Za-z0-9_-]+")
+KEY_PATTERN = re.compile(r"gcrm_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
 
 
 def status_on_page(session: Session, organization: Organization) -> str:

@@ -33,6 +33,7 @@ ACTOR = Actor.system("reliability-test")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    RESULTS.unlink(missing_ok=True)  # this run's table only (a hook every conftest gets, unlike sessionstart)
     here = Path(__file__).parent
     mine = [item for item in items if Path(str(item.path)).is_relative_to(here)]
     for item in mine:
@@ -43,10 +44,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if heavy:
         config.hook.pytest_deselected(items=heavy)
         items[:] = [item for item in items if item not in heavy]
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    RESULTS.unlink(missing_ok=True)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -73,8 +70,10 @@ def record(request: pytest.FixtureRequest) -> Iterator[Callable[[str, str], None
     yield add
     report = getattr(request.node, "rep_call", None)
     result = "pass" if report is not None and report.passed else "FAIL"
-    if not lines:  # failed before it could say what it measured
-        lines.append((request.node.name.removeprefix("test_").replace("_", " "), "-"))
+    if not lines:  # failed before it could say what it measured: the table says why
+        crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)
+        why = " ".join(str(getattr(crash, "message", "-")).split())
+        lines.append((request.node.name.removeprefix("test_").replace("_", " "), why[:140].replace("|", "/")))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as out:
         for scenario, figure in lines:

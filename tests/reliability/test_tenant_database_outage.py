@@ -52,9 +52,10 @@ def status_of(organization: Organization) -> str:
 
 @TENANT_DB
 def test_tenant_database_down_when_the_job_starts_then_back(
-    outage_server: tuple[Any, dict[str, str]], record: Any
+    outage_server: tuple[Any, dict[str, str]], settings: Any, record: Any
 ) -> None:
     server, env = outage_server
+    settings.PROVISIONING_RETRY_INTERVALS = [2, 2, 2, 2, 2]  # ten seconds of retries: room to start the server
     server.halt()
     organization = services.organization_request(name="Outage At Start", admin_email="a@outage.test", actor=ACTOR)
     worker = start_worker("provisioning", env=env, name="outage-start-worker")

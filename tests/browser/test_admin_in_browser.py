@@ -259,3 +259,24 @@ def test_the_admin_pages_of_a_signed_in_admin_load_cleanly(admin_session: Sessio
         response = admin_session.page.goto(href)
         assert response is not None, href
         assert response.status == 200, href
+
+
+def test_the_page_watch_reports_console_errors_exceptions_and_http_errors(admin_session: Session) -> None:
+    """The checks every test relies on do catch problems (then this test clears them, having seen them)."""
+    page = admin_session.page
+    admin_session.go("/admin/no-such-page/")
+    page.evaluate("console.error('deliberate console error')")
+    with page.expect_event("pageerror"):
+        page.evaluate("setTimeout(() => { throw new Error('deliberate exception') }, 0)")
+    page.route("**/deliberately-unreachable.css", lambda route: route.abort())
+    with page.expect_event("requestfailed"):
+        page.evaluate(
+            "document.head.appendChild(Object.assign(document.createElement('link'), "
+            "{rel: 'stylesheet', href: '/deliberately-unreachable.css'}))"
+        )
+    seen = "\n".join(admin_session.watch.problems)
+    assert "HTTP 404: GET" in seen
+    assert "deliberate console error" in seen
+    assert "deliberate exception" in seen
+    assert "request failed: GET" in seen
+    admin_session.watch.problems.clear()

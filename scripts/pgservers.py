@@ -158,8 +158,6 @@ def _debian_clusters() -> set[tuple[str, str]]:
 
 
 def _debian_create(port: int, name: str, version: str, *, logical: bool) -> PgServer:
-    if (version, name) in _debian_clusters():
-        _run(["pg_dropcluster", "--stop", version, name])  # a stale one of ours, left by a killed run
     _run(["pg_createcluster", version, name, "-p", str(port), "--", "--auth-local=trust", "--auth-host=trust"])
     conf = DEBIAN_CONF_DIR / version / name / "conf.d" / "ghostcrm-test.conf"
     conf.write_text(_settings_text(logical=logical))
@@ -275,8 +273,11 @@ def start_servers(
             stale = recorded().get(port)
             if stale is not None:
                 remove_servers([stale])
-            _refuse_busy(port)
             name = f"{prefix}{port}"
+            if version is not None and (version, name) in _debian_clusters():
+                # Ours by name, left by a run whose record is gone (a killed CI job in another checkout).
+                _run(["pg_dropcluster", "--stop", version, name])
+            _refuse_busy(port)
             if version is not None:
                 server = _debian_create(port, name, version, logical=port in logical_ports)
             else:

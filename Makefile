@@ -10,7 +10,7 @@ TEST_ENV = PATH="$$($(PY) scripts/demo.py --path)" \
 	MAIN_DATABASE_URL=$(PG_URL)/ghostcrm_main TENANT_DATABASE_URL=$(PG_URL)/ghostcrm_tenants \
 	REDIS_URL=$(TEST_REDIS_URL) GHOSTCRM_ENV=development
 
-.PHONY: demo test test-postgres test-sqlite lint format services system-deps bench clean worker venv-broken
+.PHONY: demo test test-postgres test-sqlite lint format services system-deps bench clean worker venv-broken reliability
 
 # The virtualenv is (re)built when the requirements change, and also when it exists but does not work: its
 # interpreter gone (Python upgraded or removed), or the packages missing.
@@ -59,6 +59,11 @@ test-postgres:
 # The main-database tests again, main database on SQLite (the tenant database is PostgreSQL only).
 test-sqlite:
 	$(TEST_ENV) MAIN_DATABASE_URL=sqlite:///$(CURDIR)/var/test-main.sqlite3 $(PY) -m pytest -m "not tenant_db and not server_db" $(PYTEST_ARGS)
+
+# Faults and load (tests/reliability), the heavy ones included (the 200-request burst): prints a table
+# (scenario, result, figure). `make test` runs the same folder without the heavy ones.
+reliability: $(VENV)/.installed system-deps services
+	$(TEST_ENV) GHOSTCRM_HEAVY=1 $(PY) -m pytest tests/reliability -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

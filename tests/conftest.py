@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connections
 from psycopg import sql
 
+from tests.pgservers import extra_pg_servers  # noqa: F401 - a session fixture, shared by every test folder
 from tests.support import tenant_conninfo
 
 SYSTEM_SCHEMAS = ("public", "information_schema")

@@ -267,7 +267,11 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "static")))
+try:  # WhiteNoise warns at every start when the folder is missing (before the first collectstatic)
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+except OSError:
+    pass  # a read-only image: collectstatic ran at build time
 
 # --- Operations: backup storage, metrics, logs (docs/operations.md) ---------------------------------------
 # Backups go to STORAGES["backups"]: a local folder (BACKUPS_DIR), or any S3-compatible bucket with BACKUPS_S3_BUCKET.

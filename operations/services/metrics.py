@@ -89,7 +89,9 @@ def _clients(families: list[Metric]) -> None:
 def _queues(families: list[Metric]) -> None:
     depth = GaugeMetricFamily("ghostcrm_queue_depth", "Jobs waiting per RQ queue.", labels=["queue"])
     failed = GaugeMetricFamily("ghostcrm_queue_failed_jobs", "Jobs in the failed registry per queue.", labels=["queue"])
-    oldest = GaugeMetricFamily("ghostcrm_queue_oldest_job_age_seconds", "Age of the oldest waiting job.", ["queue"])
+    oldest = GaugeMetricFamily(
+        "ghostcrm_queue_oldest_job_age_seconds", "Age of the oldest waiting job.", labels=["queue"]
+    )
     up = GaugeMetricFamily("ghostcrm_redis_up", "1 when Redis answered this scrape.")
     states = selectors.queue_states()
     up.add_metric([], 0 if any(s.get("error") for s in states.values()) else 1)

@@ -6,6 +6,7 @@ secrets; development reads an optional ``.env`` file and has working defaults fo
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -268,10 +269,10 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "static")))
-try:  # WhiteNoise warns at every start when the folder is missing (before the first collectstatic)
+# WhiteNoise warns at every start when the folder is missing (before the first collectstatic); a read-only
+# image collected its static files at build time.
+with contextlib.suppress(OSError):
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
-except OSError:
-    pass  # a read-only image: collectstatic ran at build time
 
 # --- Operations: backup storage, metrics, logs (docs/operations.md) ---------------------------------------
 # Backups go to STORAGES["backups"]: a local folder (BACKUPS_DIR), or any S3-compatible bucket with BACKUPS_S3_BUCKET.

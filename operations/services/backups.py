@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sqlite3
 import time
@@ -271,20 +272,29 @@ def main_backup(*, actor: Actor = SYSTEM) -> Backup:
 # --- grandfather-father-son pruning ------------------------------------------------------------------
 
 
-def gfs_keep(stamps: list[Any], *, daily: int, weekly: int, monthly: int) -> set[int]:
-    """Indexes of ``stamps`` (datetimes, newest first) kept: the newest per day, ISO week and month."""
-    keep: set[int] = {0} if stamps else set()
-    rules: list[tuple[int, Callable[[Any], Any]]] = [
-        (daily, lambda s: s.date()),
-        (weekly, lambda s: s.isocalendar()[:2]),
-        (monthly, lambda s: (s.year, s.month)),
+def _months_back(day: dt.date, months: int) -> tuple[int, int]:
+    index = day.year * 12 + day.month - 1 - months
+    return index // 12, index % 12 + 1
+
+
+def gfs_keep(stamps: list[dt.datetime], *, now: dt.datetime, daily: int, weekly: int, monthly: int) -> set[int]:
+    """Indexes of ``stamps`` (newest first) kept: the newest of each of the last ``daily`` calendar days, of
+    the last ``weekly`` ISO weeks and of the last ``monthly`` months, counted back from ``now``; the newest
+    backup always."""
+    today = now.astimezone(dt.UTC).date()
+    week_start = today - dt.timedelta(days=today.weekday())
+    windows: list[tuple[Callable[[dt.date], Any], Callable[[dt.date], bool]]] = [
+        (lambda d: d, lambda d: d > today - dt.timedelta(days=daily)),
+        (lambda d: d.isocalendar()[:2], lambda d: d >= week_start - dt.timedelta(weeks=weekly - 1) and weekly > 0),
+        (lambda d: (d.year, d.month), lambda d: monthly > 0 and (d.year, d.month) >= _months_back(today, monthly - 1)),
     ]
-    for limit, period in rules:
+    keep: set[int] = {0} if stamps else set()
+    for period, inside in windows:
         seen: set[Any] = set()
         for index, stamp in enumerate(stamps):
-            key = period(stamp)
-            if key not in seen and len(seen) < limit:
-                seen.add(key)
+            day = stamp.astimezone(dt.UTC).date()
+            if inside(day) and period(day) not in seen:
+                seen.add(period(day))
                 keep.add(index)
     return keep
 
@@ -298,8 +308,9 @@ def backups_prune(*, dry_run: bool = False, actor: Actor = SYSTEM) -> dict[str, 
         groups.setdefault((backup.kind, backup.organization_slug), []).append(backup)
     pruned: list[int] = []
     storage = backups_storage()
+    now = timezone.now()
     for group in groups.values():
-        kept = gfs_keep([b.started_at for b in group], daily=daily, weekly=weekly, monthly=monthly)
+        kept = gfs_keep([b.started_at for b in group], now=now, daily=daily, weekly=weekly, monthly=monthly)
         for index, backup in enumerate(group):
             if index in kept:
                 continue

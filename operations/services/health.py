@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -109,12 +110,10 @@ def _drill() -> Check:
 
 def readiness() -> dict[str, Any]:
     """Every check with ``ok`` and a ``detail``; ``failing`` names the parts that are not ready."""
+    servers = selectors.tenant_servers()
     checks: dict[str, Callable[[], Check]] = {
         "main_database": _main_database,
-        **{
-            f"tenant_server:{name}": (lambda params=params: _tenant_server(params))
-            for name, params in selectors.tenant_servers().items()
-        },
+        **{f"tenant_server:{name}": functools.partial(_tenant_server, params) for name, params in servers.items()},
         "redis": _redis,
         "queues": _queues,
         "reconciler": _reconciler,

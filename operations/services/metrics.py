@@ -63,8 +63,11 @@ def _provisioning(families: list[Metric]) -> None:
     )
     families.append(outcomes)
     durations = [
-        (row["activated_at"] - row["created_at"]).total_seconds()
-        for row in Organization.objects.filter(activated_at__isnull=False).values("created_at", "activated_at")
+        (activated - created).total_seconds()
+        for created, activated in Organization.objects.filter(activated_at__isnull=False).values_list(
+            "created_at", "activated_at"
+        )
+        if activated is not None
     ]
     buckets = [(str(bound), sum(1 for d in durations if d <= bound)) for bound in PROVISIONING_BUCKETS]
     histogram = HistogramMetricFamily(

@@ -87,7 +87,8 @@ def load_dump(*, params: dict[str, Any], dump: Path, source: str, target: str) -
             stderr=psql_err,
             env=env,
         )
-        assert restore.stdout is not None and psql.stdin is not None
+        assert restore.stdout is not None
+        assert psql.stdin is not None
         try:
             _pump(restore.stdout, psql.stdin, Retarget(source, target))
             psql.stdin.close()
@@ -178,7 +179,7 @@ def _register(organization: Organization) -> None:
 def _restore_as_copy(backup: Backup, slug: str, params: dict[str, Any], actor: Actor) -> Organization:
     if Organization.objects.filter(slug=slug).exists():
         raise Conflict(f"An organisation with slug {slug!r} exists; pick another name for the copy.")
-    source = Organization.objects.filter(pk=backup.organization_id).first()
+    source = Organization.objects.filter(pk=backup.organization_id).first() if backup.organization_id else None
     now = timezone.now()
     organization = Organization(
         name=f"{source.name if source else backup.organization_slug} (restored {now:%Y-%m-%d})"[:200],
@@ -269,14 +270,14 @@ def organization_restore(
     if as_slug:
         organization = _restore_as_copy(backup, as_slug, servers[server], actor)
     else:
-        organization = Organization.objects.filter(slug=slug).first()
-        if organization is None or organization.status != Status.DELETED:
-            state = "does not exist" if organization is None else f"is {organization.status}"
+        found = Organization.objects.filter(slug=slug).first()
+        if found is None or found.status != Status.DELETED:
+            state = "does not exist" if found is None else f"is {found.status}"
             raise Conflict(
                 f"Organisation {slug!r} {state}: only a deleted (not purged) organisation is restored in place; "
                 "restore it under a new name with --as NEW_SLUG."
             )
-        organization = _restore_over_deleted(backup, organization, servers[server], actor, suspended)
+        organization = _restore_over_deleted(backup, found, servers[server], actor, suspended)
     duration = int((time.monotonic() - started) * 1000)
     audit_record(
         action="organization.restore",

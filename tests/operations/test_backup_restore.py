@@ -51,14 +51,19 @@ def test_backup_is_encrypted_and_restores_as_a_working_copy_with_its_own_roles(
     backup = backups.tenant_backup(organization_id=acme.pk, actor=ACTOR)
 
     assert backup.outcome == Outcome.SUCCESS, backup.error
-    assert backup.size_bytes and len(backup.sha256) == 64 and backup.key_id
+    assert backup.size_bytes
+    assert len(backup.sha256) == 64
+    assert backup.key_id
     assert backup.manifest["row_counts"]["contacts"] == 5
     stored = backups_storage().open(backup.storage_name, "rb").read()
-    assert stored.startswith(b"GCBK1") and b"First3" not in stored and b"CREATE TABLE" not in stored
+    assert stored.startswith(b"GCBK1")
+    assert b"First3" not in stored
+    assert b"CREATE TABLE" not in stored
 
     result = restore.organization_restore(slug=acme.slug, as_slug="acme-copy", actor=ACTOR)
     copy = result.organization
-    assert copy.status == Status.ACTIVE and copy.schema_name != acme.schema_name
+    assert copy.status == Status.ACTIVE
+    assert copy.schema_name != acme.schema_name
     assert facts(copy.schema_name)["fingerprint"] == backup.manifest["fingerprint"]
     assert facts(copy.schema_name)["row_counts"] == backup.manifest["row_counts"]
     # Its own roles: the copy's app role logs in and sees its own schema; the original is untouched.
@@ -95,8 +100,10 @@ def test_restore_over_a_deleted_client_undeletes_it(provision: Callable[..., Org
     result = restore.organization_restore(slug=acme.slug, actor=ACTOR)
 
     acme.refresh_from_db()
-    assert result.undeleted and acme.status == Status.ACTIVE
-    assert acme.deleted_at is None and acme.purge_after is None
+    assert result.undeleted
+    assert acme.status == Status.ACTIVE
+    assert acme.deleted_at is None
+    assert acme.purge_after is None
     assert tenant_query(f'SELECT count(*) FROM "{acme.schema_name}".contacts') == [(3,)]
     roles = tenant_roles(acme.schema_name)
     with psycopg.connect(**tenant_conninfo(user=roles.app, password=acme.app_role_password)) as conn:
@@ -115,14 +122,16 @@ def test_drill_passes_then_detects_a_flipped_byte(provision: Callable[..., Organ
     backup = backups.tenant_backup(organization_id=acme.pk, actor=ACTOR)
 
     good = drills.drill_run(sample=3, actor=ACTOR)
-    assert good.outcome == Outcome.SUCCESS and good.checked == 1, good.results
+    assert good.outcome == Outcome.SUCCESS, good.results
+    assert good.checked == 1
 
     path = Path(backups_storage().path(backup.storage_name))
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
     bad = drills.drill_run(sample=3, actor=ACTOR)
-    assert bad.outcome == Outcome.FAILURE and bad.failed == 1
+    assert bad.outcome == Outcome.FAILURE
+    assert bad.failed == 1
     assert "SHA-256" in bad.results[0]["differences"][0]
     # No scratch schema is left behind either way.
     assert tenant_query("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", ["drill\\_%"]) == []
@@ -166,7 +175,9 @@ def test_backups_command_runs_lists_and_reports_json(provision: Callable[..., Or
     provision(name="Beta Ltd", email="admin@beta.test")
     call_command("backups", "run", "--all")
     out = capsys.readouterr().out
-    assert "[1/2]" in out and "[2/2]" in out and "2 succeeded, 0 failed" in out
+    assert "[1/2]" in out
+    assert "[2/2]" in out
+    assert "2 succeeded, 0 failed" in out
     call_command("backups", "list", "acme-corp", "--json")
     listed = __import__("json").loads(capsys.readouterr().out)
     assert [row["slug"] for row in listed] == ["acme-corp"]

@@ -84,14 +84,18 @@ def test_gunicorn_serves_the_login_page_static_files_an_api_call_and_metrics_of_
     try:
         wait_until_up(process, time.monotonic() + 60)
         status, body, headers = fetch("/accounts/login/")
-        assert status == 200 and 'name="password"' in body and headers["X-Request-ID"]
+        assert status == 200
+        assert 'name="password"' in body
+        assert headers["X-Request-ID"]
         css = re.search(r'href="(/static/[^"]+\.css)"', body)
         assert css, "the login page links a stylesheet"
         status, _, headers = fetch(css.group(1))
-        assert status == 200 and "text/css" in headers["Content-Type"]  # WhiteNoise
+        assert status == 200
+        assert "text/css" in headers["Content-Type"]
 
         status, body, _ = fetch("/api/v1/organizations/", {"Authorization": f"Bearer {raw_key}"})
-        assert status == 200 and '"results"' in body
+        assert status == 200
+        assert '"results"' in body
         assert fetch("/api/v1/organizations/")[0] == 401
 
         for _ in range(20):
@@ -104,7 +108,8 @@ def test_gunicorn_serves_the_login_page_static_files_an_api_call_and_metrics_of_
             re.MULTILINE,
         )
         # Both workers' files summed: every /healthz answered (20 here, plus the start-up polls) is counted.
-        assert counted and float(counted.group(1)) >= 21
+        assert counted
+        assert float(counted.group(1)) >= 21
         assert len(list((tmp_path / "prometheus").glob("*.db"))) >= 2
     finally:
         process.send_signal(signal.SIGTERM)
@@ -115,4 +120,5 @@ def test_gunicorn_serves_the_login_page_static_files_an_api_call_and_metrics_of_
                 process.kill()
             log.close()
     output = (tmp_path / "gunicorn.log").read_text()
-    assert "Booting worker" in output and 'GET /accounts/login/ HTTP/1.1" 200' in output
+    assert "Booting worker" in output
+    assert 'GET /accounts/login/ HTTP/1.1" 200' in output

@@ -71,7 +71,8 @@ def test_dry_run_counts_what_the_real_run_removes(redis_conn: Any) -> None:
     make_rows()
     dry = retention.retention_run(dry_run=True, now=NOW).run
     assert dry.counts == EXPECTED
-    assert Operation.objects.count() == 3 and UsageReading.objects.count() == 6  # nothing touched
+    assert Operation.objects.count() == 3
+    assert UsageReading.objects.count() == 6
 
     real = retention.retention_run(dry_run=False, now=NOW).run
     assert real.counts == dry.counts
@@ -86,7 +87,8 @@ def test_dry_run_counts_what_the_real_run_removes(redis_conn: Any) -> None:
     # A second run finds nothing: the dry run had named exactly what went.
     assert set(retention.retention_run(dry_run=True, now=NOW).run.counts.values()) == {0}
     events = AuditEvent.objects.filter(action__in=["retention.run", "retention.dry_run"])
-    assert events.count() == 3 and events.filter(action="retention.run").get().after["counts"] == EXPECTED
+    assert events.count() == 3
+    assert events.filter(action="retention.run").get().after["counts"] == EXPECTED
 
 
 @DB
@@ -107,10 +109,12 @@ def test_retention_command_json_and_policy(redis_conn: Any, capsys: Any) -> None
     make_rows()
     call_command("retention", "run", "--dry-run", "--json")
     report = json.loads(capsys.readouterr().out)
-    assert report["dry_run"] is True and report["counts"] == EXPECTED
+    assert report["dry_run"] is True
+    assert report["counts"] == EXPECTED
     call_command("retention", "run")
     out = capsys.readouterr().out
-    assert "operations: removed 2" in out and "removed 9 row(s) in all" in out
+    assert "operations: removed 2" in out
+    assert "removed 9 row(s) in all" in out
     call_command("retention", "policy")
     assert "usage_readings" in capsys.readouterr().out
     assert RetentionRun.objects.count() == 2

@@ -63,7 +63,8 @@ def test_backups_go_to_an_s3_bucket_restore_from_it_and_are_pruned_there(
     backup = backups.tenant_backup(organization_id=acme.pk, actor=ACTOR)
     assert backup.outcome == Outcome.SUCCESS, backup.error
     [stored] = s3_bucket.list_objects_v2(Bucket="ghostcrm-test-backups")["Contents"]
-    assert stored["Key"] == f"ops/{backup.storage_name}" and stored["Size"] == backup.size_bytes
+    assert stored["Key"] == f"ops/{backup.storage_name}"
+    assert stored["Size"] == backup.size_bytes
     assert s3_bucket.get_object(Bucket="ghostcrm-test-backups", Key=stored["Key"])["Body"].read(5) == b"GCBK1"
 
     copy = restore.organization_restore(slug=acme.slug, as_slug="acme-from-s3", actor=ACTOR)

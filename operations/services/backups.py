@@ -26,6 +26,7 @@ from operations.models import Backup, Outcome
 from operations.services import bundle, pg
 from operations.storage import backups_storage
 from tenants.engine.models import LEDGER_TABLE
+from tenants.engine.services import tenant_roles
 from tenants.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -77,10 +78,14 @@ def _snapshot_dump(params: dict[str, Any], schema: str, target: Path) -> dict[st
             " WHERE schema_name = %s AND success ORDER BY version",
             [schema],
         ).fetchall()
+        default_acl = pg.owner_default_acl(conn, tenant_roles(schema).owner)
         pg.pg_dump(params, target=target, schema=schema, snapshot=snapshot)
     finally:
         conn.close()
     facts["ledger"] = [dict(zip(LEDGER_COLUMNS, row, strict=True)) for row in ledger]
+    roles = tenant_roles(schema)
+    facts["roles"] = {"owner": roles.owner, "app": roles.app}
+    facts["default_acl"] = default_acl
     return facts
 
 
@@ -117,7 +122,6 @@ def tenant_backup(*, organization_id: uuid.UUID | str, actor: Actor = SYSTEM) ->
         _finish(backup, outcome=Outcome.FAILURE, error=str(exc))
         _audit(backup, actor, "backup.tenant")
         raise
-    manifest.pop("ledger")
     _finish(
         backup,
         outcome=Outcome.SUCCESS,
@@ -125,7 +129,8 @@ def tenant_backup(*, organization_id: uuid.UUID | str, actor: Actor = SYSTEM) ->
         size_bytes=stored.size,
         sha256=stored.sha256,
         key_id=stored.key_id,
-        manifest={k: v for k, v in facts.items() if k != "ledger"} | {"ledger_rows": len(facts["ledger"])},
+        manifest={k: v for k, v in facts.items() if k not in ("ledger", "default_acl")}
+        | {"ledger_rows": len(facts["ledger"])},
     )
     _audit(backup, actor, "backup.tenant")
     return backup

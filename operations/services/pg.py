@@ -138,3 +138,60 @@ def schema_facts(conn: psycopg.Connection, schema: str) -> dict[str, Any]:
         "objects": len(lines),
         "row_counts": counts,
     }
+
+
+# --- default privileges of a tenant's owner role ------------------------------------------------------
+# Templates set them database-wide (ALTER DEFAULT PRIVILEGES FOR ROLE owner ...), and pg_dump -n leaves
+# such defaults out, so a backup records them and a restore under new roles gives them to the new owner.
+DEFAULT_ACL_KINDS = {"r": "TABLES", "S": "SEQUENCES", "f": "FUNCTIONS", "T": "TYPES", "n": "SCHEMAS"}
+PRIVILEGES = {
+    "r": "SELECT", "w": "UPDATE", "a": "INSERT", "d": "DELETE", "D": "TRUNCATE", "x": "REFERENCES", "t": "TRIGGER",
+    "X": "EXECUTE", "U": "USAGE", "C": "CREATE", "m": "MAINTAIN",
+}  # fmt: skip
+ACL_ITEM = re.compile(r'^"?(?P<grantee>[^"=]*)"?=(?P<privileges>[A-Za-z*]*)/')
+
+
+def owner_default_acl(conn: psycopg.Connection, owner: str) -> list[list[Any]]:
+    """The owner's database-wide default privileges: ``[[object type, [aclitem text, ...]], ...]``."""
+    rows = conn.execute(
+        "SELECT d.defaclobjtype::text, d.defaclacl::text[] FROM pg_default_acl d JOIN pg_roles r"
+        " ON r.oid = d.defaclrole WHERE r.rolname = %s AND d.defaclnamespace = 0 ORDER BY 1",
+        [owner],
+    ).fetchall()
+    return [[kind, list(acl or [])] for kind, acl in rows]
+
+
+def default_acl_statements(
+    entries: list[list[Any]], *, roles: dict[str, str], new_owner: str, new_app: str
+) -> list[sql.Composed]:
+    """``ALTER DEFAULT PRIVILEGES`` statements that give ``new_owner`` the recorded defaults.
+
+    Each recorded list replaces the built-in default for its object type, so the PUBLIC grant that
+    PostgreSQL gives functions and types by default is revoked first and granted again only if recorded.
+    """
+    statements: list[sql.Composed] = []
+    prefix = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} ").format(sql.Identifier(new_owner))
+    for kind, items in entries:
+        objects = sql.SQL(DEFAULT_ACL_KINDS[kind])
+        statements.append(prefix + sql.SQL("REVOKE ALL ON {} FROM PUBLIC").format(objects))
+        for item in items:
+            match = ACL_ITEM.match(item)
+            if match is None or match["grantee"] == roles.get("owner"):
+                continue
+            privileges = [PRIVILEGES[c] for c in match["privileges"] if c in PRIVILEGES]
+            grantee = match["grantee"]
+            target = (
+                sql.SQL("PUBLIC")
+                if not grantee
+                else sql.Identifier(new_owner if grantee == roles["owner"] else grantee)
+            )
+            if grantee == roles.get("app"):
+                target = sql.Identifier(new_owner[: -len("_own")] + "_app")
+            if privileges:
+                statements.append(
+                    prefix
+                    + sql.SQL("GRANT {} ON {} TO {}").format(
+                        sql.SQL(", ").join(map(sql.SQL, privileges)), objects, target
+                    )
+                )
+    return statements

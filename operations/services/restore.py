@@ -114,6 +114,17 @@ def _ledger_insert(params: dict[str, Any], target: str, ledger: list[dict[str, A
             )
 
 
+def _default_privileges(params: dict[str, Any], manifest: dict[str, Any], target: str) -> None:
+    new = tenant_roles(target)
+    statements = pg.default_acl_statements(
+        manifest.get("default_acl", []), roles=manifest.get("roles", {}), new_owner=new.owner, new_app=new.app
+    )
+    if statements:
+        with pg.connect(params, autocommit=False) as conn:
+            for statement in statements:
+                conn.execute(statement)
+
+
 def restore_into(
     *,
     backup: Backup,
@@ -134,6 +145,7 @@ def restore_into(
         try:
             load_dump(params=params, dump=dump, source=manifest["schema"], target=target)
             _ledger_insert(params, target, manifest.get("ledger", []))
+            _default_privileges(params, manifest, target)
         except (ApplicationError, psycopg.Error, OSError):
             if drop_on_failure:
                 schema_drop(schema=target, actor=actor)

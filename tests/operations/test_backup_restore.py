@@ -78,6 +78,15 @@ def test_backup_is_encrypted_and_restores_as_a_working_copy_with_its_own_roles(
         [copy.schema_name],
     )
     assert owners == [(roles.owner,)]
+    # The owner's default privileges (database-wide, left out by pg_dump -n) follow: same grants, new roles.
+    default_acl = "SELECT defaclobjtype::text, defaclacl::text FROM pg_default_acl WHERE defaclrole = %s::regrole"
+    source_roles = tenant_roles(acme.schema_name)
+    expected = [
+        (kind, acl.replace(source_roles.app, roles.app).replace(source_roles.owner, roles.owner))
+        for kind, acl in tenant_query(default_acl, [source_roles.owner])
+    ]
+    assert expected
+    assert sorted(tenant_query(default_acl, [roles.owner])) == sorted(expected)
     ledger = tenant_query("SELECT count(*) FROM public.tenant_sql_ledger WHERE schema_name = %s", [copy.schema_name])
     assert ledger[0][0] == backup.manifest["ledger_rows"] > 0
     assert Tenant.objects.using("tenants").filter(organization_id=copy.pk).exists()

@@ -195,6 +195,7 @@ TENANT_BACKUPS_DIR = Path(env.str("TENANT_BACKUPS_DIR", default=str(BASE_DIR / "
 TENANT_DOMAIN_SUFFIX = env.str("TENANT_DOMAIN_SUFFIX", default="tenants.ghostcrm.local")
 # Periodic jobs enqueued by the worker's cron scheduler (`python manage.py run_worker`): one line each,
 # {"func": dotted path, "queue": RQ queue, and "interval": seconds or "cron": "m h dom mon dow"}.
+_backups_cron = env.str("BACKUPS_CRON", default="0 3 * * *")
 PERIODIC_JOBS: list[dict[str, object]] = [
     {"func": "tenants.jobs.reconcile_job", "queue": "provisioning", "interval": 60},
     {"func": "ghostcrm.accounts.jobs.invitations_expire_job", "queue": "default", "interval": 900},
@@ -202,8 +203,8 @@ PERIODIC_JOBS: list[dict[str, object]] = [
     {"func": "billing.jobs.usage_readings_job", "queue": "billing", "interval": 3600},
     {"func": "billing.jobs.renewals_job", "queue": "billing", "interval": 900},
     {"func": "billing.jobs.dunning_job", "queue": "billing", "interval": 3600},
-    # Operations (docs/operations.md): backups at 03:00 UTC, then pruning, a weekly drill, daily retention.
-    {"func": "operations.jobs.tenant_backups_job", "queue": "default", "cron": "0 3 * * *", "timeout": 6 * 3600},
+    # Operations (docs/operations.md): backups at BACKUPS_CRON (03:00 UTC), pruning, a weekly drill, daily retention.
+    {"func": "operations.jobs.tenant_backups_job", "queue": "default", "cron": _backups_cron, "timeout": 6 * 3600},
     {"func": "operations.jobs.main_backup_job", "queue": "default", "cron": "30 3 * * *", "timeout": 6 * 3600},
     {"func": "operations.jobs.backups_prune_job", "queue": "default", "cron": "0 5 * * *"},
     {"func": "operations.jobs.backup_drill_job", "queue": "default", "cron": "0 6 * * 0", "timeout": 3 * 3600},

@@ -101,3 +101,20 @@ def test_operations_jobs_are_scheduled(redis_conn: Any) -> None:
     assert scheduled["operations.jobs.backup_drill_job"]["cron"] == "0 6 * * 0"  # weekly
     assert jobs.retention_job()["dry_run"] is False
     assert RetentionRun.objects.count() == 1
+
+
+@TENANT_DB
+def test_a_failed_drill_shows_on_the_provisioning_dashboard(
+    admin_session: Client, provision: Callable[..., Organization]
+) -> None:
+    acme = provision()
+    backup = backups.tenant_backup(organization_id=acme.pk, actor=ACTOR)
+    page = admin_session.get("/admin/tenants/organization/dashboard/")
+    assert b"gc-operations" in page.content
+    assert b"gc-drill-failed" not in page.content
+    backup.manifest = {**backup.manifest, "fingerprint": "0" * 64}
+    backup.save()
+    jobs.backup_drill_job()
+    page = admin_session.get("/admin/tenants/organization/dashboard/")
+    assert b"gc-drill-failed" in page.content
+    assert b"The last restore drill" in page.content

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework import status as http
@@ -13,7 +11,7 @@ from rest_framework.response import Response
 from ghostcrm.core.errors import ValidationError
 from operations import selectors
 from operations.services import backups, restore
-from tenants.api.views import READ, ServiceKeyAPIView
+from tenants.api.views import AUTH_ERRORS, CONFLICT, INVALID, NOT_FOUND, RATE_LIMIT_HEADERS, READ, ServiceKeyAPIView
 from tenants.models import ServiceKey
 
 
@@ -39,10 +37,24 @@ class RestoreRequestSerializer(serializers.Serializer):
     suspended = serializers.BooleanField(required=False, default=False, help_text="Undelete as suspended.")
 
 
+class RestoreResultSerializer(serializers.Serializer):
+    organization = serializers.UUIDField()
+    slug = serializers.CharField()
+    schema = serializers.CharField()
+    status = serializers.CharField()
+    backup = serializers.IntegerField()
+    undeleted = serializers.BooleanField()
+    duration_ms = serializers.IntegerField()
+
+
 class BackupListView(ServiceKeyAPIView):
     required_scopes = {"GET": READ}
 
-    @extend_schema(summary="Backups, newest first (filter with ?slug=)", responses={200: BackupSerializer(many=True)})
+    @extend_schema(
+        summary="Backups, newest first (filter with ?slug=)",
+        parameters=RATE_LIMIT_HEADERS,
+        responses={200: BackupSerializer(many=True), **AUTH_ERRORS},
+    )
     def get(self, request: Request) -> Response:
         rows = selectors.backups_list(slug=request.query_params.get("slug", ""))[:500]
         return Response(BackupSerializer([backups.backup_as_dict(b) for b in rows], many=True).data)
@@ -54,7 +66,15 @@ class RestoreView(ServiceKeyAPIView):
     @extend_schema(
         summary="Restore a client backup: as a new client (as_slug), or over the deleted client (undelete)",
         request=RestoreRequestSerializer,
-        responses={201: dict[str, Any], 200: dict[str, Any]},
+        parameters=RATE_LIMIT_HEADERS,
+        responses={
+            201: RestoreResultSerializer,
+            200: RestoreResultSerializer,
+            **INVALID,
+            **NOT_FOUND,
+            **CONFLICT,
+            **AUTH_ERRORS,
+        },
     )
     def post(self, request: Request) -> Response:
         data = RestoreRequestSerializer(data=request.data)

@@ -221,13 +221,17 @@ def _main_payload(target: Path) -> str:
     if vendor == "postgresql":
         pg.pg_dump(dict(params), target=target)
     elif vendor == "sqlite":
-        source = sqlite3.connect(str(params["NAME"]))
+        # The online backup API on Django's own connection (a file, or a test's in-memory database): consistent
+        # while the site runs.
+        if connections["default"].in_atomic_block:
+            # Its own open write transaction would make the copy wait for itself, for ever.
+            raise ApplicationError("A SQLite main-database backup runs outside a transaction; call it on its own.")
+        connections["default"].ensure_connection()
         destination = sqlite3.connect(str(target))
         try:
-            source.backup(destination)  # the online backup API: consistent while the site runs
+            connections["default"].connection.backup(destination)
         finally:
             destination.close()
-            source.close()
     else:
         raise ApplicationError(f"No file backup for the {vendor} main database; SQL Server backs up itself.")
     return vendor

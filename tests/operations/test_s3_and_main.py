@@ -98,7 +98,7 @@ def test_gfs_keeps_the_newest_per_day_week_and_month() -> None:
     assert backups.gfs_keep([], now=now, daily=7, weekly=4, monthly=3) == set()
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # as the job and the command run it: outside a transaction
 def test_main_database_backup_is_encrypted_and_restorable(tmp_path: Path) -> None:
     backup = backups.main_backup(actor=ACTOR)
     assert backup.outcome == Outcome.SUCCESS, backup.error

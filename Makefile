@@ -10,7 +10,7 @@ TEST_ENV = PATH="$$($(PY) scripts/demo.py --path)" \
 	MAIN_DATABASE_URL=$(PG_URL)/ghostcrm_main TENANT_DATABASE_URL=$(PG_URL)/ghostcrm_tenants \
 	REDIS_URL=$(TEST_REDIS_URL) GHOSTCRM_ENV=development
 
-.PHONY: demo test test-postgres test-sqlite lint format services system-deps bench clean worker venv-broken reliability
+.PHONY: demo test test-postgres test-sqlite lint format services system-deps bench clean worker serve venv-broken reliability
 
 # The virtualenv is (re)built when the requirements change, and also when it exists but does not work: its
 # interpreter gone (Python upgraded or removed), or the packages missing.
@@ -45,6 +45,13 @@ services: $(VENV)/.installed
 # scheduler for settings.PERIODIC_JOBS (the provisioning reconciler, the retention purge, ...).
 worker: $(VENV)/.installed
 	$(PY) manage.py run_worker
+
+# The production web server: Django's deployment checks, static files collected (served by WhiteNoise), then
+# gunicorn with deploy/gunicorn.conf.py (GUNICORN_BIND, GUNICORN_WORKERS, ...; docs/operations.md).
+serve: $(VENV)/.installed
+	$(PY) manage.py check --deploy --fail-level $(if $(filter production,$(GHOSTCRM_ENV)),WARNING,ERROR)
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(VENV)/bin/gunicorn -c deploy/gunicorn.conf.py
 
 demo: $(VENV)/.installed
 	$(PY) scripts/demo.py

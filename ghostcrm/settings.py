@@ -6,6 +6,7 @@ secrets; development reads an optional ``.env`` file and has working defaults fo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from datetime import timedelta
@@ -90,6 +91,7 @@ SHARED_APPS = [
     "tenants",
     "tenants.engine",
     "billing",
+    "operations",
     "ghostcrm.core.admin_audit",  # last: makes every registered admin (third-party too) audited
 ]
 TENANT_APPS = ["tenants.crm"]
@@ -98,7 +100,9 @@ INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_
 MIDDLEWARE = [
     "ghostcrm.core.edge.EdgeMiddleware",  # first: NUL paths, oversized API bodies, database outages as 503
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files under gunicorn (docs/operations.md)
     "ghostcrm.core.middleware.RequestIdMiddleware",
+    "operations.middleware.RequestMetricsMiddleware",  # request rate/latency by view, log context
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -197,6 +201,7 @@ TENANT_BACKUPS_DIR = Path(env.str("TENANT_BACKUPS_DIR", default=str(BASE_DIR / "
 TENANT_DOMAIN_SUFFIX = env.str("TENANT_DOMAIN_SUFFIX", default="tenants.ghostcrm.local")
 # Periodic jobs enqueued by the worker's cron scheduler (`python manage.py run_worker`): one line each,
 # {"func": dotted path, "queue": RQ queue, and "interval": seconds or "cron": "m h dom mon dow"}.
+_backups_cron = env.str("BACKUPS_CRON", default="0 3 * * *")
 PERIODIC_JOBS: list[dict[str, object]] = [
     {"func": "tenants.jobs.reconcile_job", "queue": "provisioning", "interval": 60},
     {"func": "ghostcrm.accounts.jobs.invitations_expire_job", "queue": "default", "interval": 900},
@@ -205,6 +210,12 @@ PERIODIC_JOBS: list[dict[str, object]] = [
     {"func": "billing.jobs.renewals_job", "queue": "billing", "interval": 900},
     {"func": "billing.jobs.dunning_job", "queue": "billing", "interval": 3600},
     {"func": "tenants.api.limits.api_refusals_flush_job", "queue": "default", "interval": 60},
+    # Operations (docs/operations.md): backups at BACKUPS_CRON (03:00 UTC), pruning, a weekly drill, daily retention.
+    {"func": "operations.jobs.tenant_backups_job", "queue": "default", "cron": _backups_cron, "timeout": 6 * 3600},
+    {"func": "operations.jobs.main_backup_job", "queue": "default", "cron": "30 3 * * *", "timeout": 6 * 3600},
+    {"func": "operations.jobs.backups_prune_job", "queue": "default", "cron": "0 5 * * *"},
+    {"func": "operations.jobs.backup_drill_job", "queue": "default", "cron": "0 6 * * 0", "timeout": 3 * 3600},
+    {"func": "operations.jobs.retention_job", "queue": "default", "cron": "30 4 * * *", "timeout": 3 * 3600},
 ]
 
 # --- Authentication ----------------------------------------------------------------------------------
@@ -265,7 +276,44 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "static")))
+# WhiteNoise warns at every start when the folder is missing (before the first collectstatic); a read-only
+# image collected its static files at build time.
+with contextlib.suppress(OSError):
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+# --- Operations: backup storage, metrics, logs (docs/operations.md) ---------------------------------------
+# Backups go to STORAGES["backups"]: a local folder (BACKUPS_DIR), or any S3-compatible bucket with BACKUPS_S3_BUCKET.
+BACKUPS_DIR = Path(env.str("BACKUPS_DIR", default=str(BASE_DIR / "var" / "backups" / "store")))
+_backups_bucket = env.str("BACKUPS_S3_BUCKET", default="")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Compressed, no manifest: pages render without collectstatic (tests); `make serve` collects first.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "backups": (
+        {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": _backups_bucket,
+                "location": env.str("BACKUPS_S3_PREFIX", default="ghostcrm-backups"),
+                "endpoint_url": env.str("BACKUPS_S3_ENDPOINT_URL", default="") or None,
+                "region_name": env.str("BACKUPS_S3_REGION", default="") or None,
+                "access_key": env.str("BACKUPS_S3_ACCESS_KEY_ID", default="") or None,
+                "secret_key": env.str("BACKUPS_S3_SECRET_ACCESS_KEY", default="") or None,
+                "default_acl": None,
+                "file_overwrite": False,
+            },
+        }
+        if _backups_bucket
+        else {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(BACKUPS_DIR)}}
+    ),
+}
+# /metrics: a bearer token (METRICS_TOKEN) or a client address in METRICS_ALLOWED_NETWORKS (CIDRs); neither: refused.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+# The SQL Server main-database backup target (BACKUP DATABASE ... TO URL or DISK), e.g. https://acct.blob.../c
+MSSQL_BACKUP_TARGET = env.str("MSSQL_BACKUP_TARGET", default="")
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 
 # --- Stripe (optional) ---------------------------------------------------------------------------------
 # Billing works without a payment provider; with these set, the webhook endpoint accepts signed Stripe
@@ -329,8 +377,18 @@ if GHOSTCRM_ENV in {"staging", "production"}:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "operations.logs.JsonFormatter"},  # LOG_FORMAT=json: one object per line
+    },
+    "filters": {"context": {"()": "operations.logs.ContextFilter"}},  # request id, job id, organisation, user
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

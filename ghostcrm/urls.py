@@ -9,6 +9,7 @@ admin.site.index_title = "Control plane"
 admin.site.site_url = None
 
 urlpatterns = [
+    path("", include("operations.urls")),  # /healthz, /readyz, /metrics (docs/operations.md)
     path("admin/rq/", include("django_rq.urls")),
     path("accounts/", include("ghostcrm.accounts.urls")),
     path("admin/", admin.site.urls),
@@ -16,5 +17,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/v1/backups/", include("operations.api_urls")),  # before tenants' catch-all under /api/
     path("api/", include("tenants.api.urls")),
 ]

@@ -39,7 +39,8 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     Status.ACTIVE: frozenset({Status.SUSPENDED, Status.DEPROVISIONING}),
     Status.SUSPENDED: frozenset({Status.ACTIVE, Status.DEPROVISIONING}),
     Status.DEPROVISIONING: frozenset({Status.DELETED}),
-    Status.DELETED: frozenset({Status.PURGED}),
+    # Back to active or suspended: a restore over a deleted, not yet purged client (operations.services.restore).
+    Status.DELETED: frozenset({Status.PURGED, Status.ACTIVE, Status.SUSPENDED}),
     Status.PURGED: frozenset(),
 }
 # Statuses in which the client's schema may exist and a new request for the same slug is refused.

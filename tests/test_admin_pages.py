@@ -148,6 +148,8 @@ def _routes(patterns: list[Any], prefix: str = "", namespace: str = "") -> Itera
 # pages with an object in their address are covered per model above. Not pages: JSON, scripts, the POST-only
 # sign-out.
 NOT_PAGES = {"admin:jsi18n", "admin:autocomplete", "admin:logout", "admin:django_rq_home_json", "django_rq:home_json"}
+# django-rq serves Prometheus text there once prometheus_client is installed (operations' /metrics needs it).
+NOT_PAGES |= {"admin:django_rq_metrics", "django_rq:metrics"}
 STAFF_PAGES = sorted(
     name
     for route, name in _routes(get_resolver().url_patterns)

@@ -143,7 +143,7 @@ def test_failed_transition_keeps_the_reason_and_active_sets_activated_at() -> No
         (Status.PENDING, Status.ACTIVE),
         (Status.ACTIVE, Status.PENDING),
         (Status.FAILED, Status.ACTIVE),
-        (Status.DELETED, Status.ACTIVE),
+        (Status.DELETED, Status.PENDING),  # deleted -> active/suspended only by a restore (undelete)
         (Status.PURGED, Status.PENDING),
         (Status.SUSPENDED, Status.FAILED),
     ],

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandParser
+from django.utils.module_loading import import_string
 
 from ghostcrm.core.commands import ServiceCommand
 from tenants import provisioning, selectors, services
@@ -41,8 +42,16 @@ class Command(ServiceCommand):
         export = sub.add_parser("export", help="pg_dump the organisation's schema (to TENANT_BACKUPS_DIR).")
         export.add_argument("slug")
         export.add_argument("--output", type=Path, help="File to write instead of the backups folder.")
-        restore = sub.add_parser("restore", help="Restore a schema from an export file (the schema must not exist).")
-        restore.add_argument("file", type=Path)
+        restore = sub.add_parser(
+            "restore",
+            help="Restore SLUG from its backups (docs/operations.md): as --as NEW_SLUG, or over the deleted client; "
+            "or restore a schema from an export FILE (the schema must not exist).",
+        )
+        restore.add_argument("file", metavar="SLUG|FILE")
+        restore.add_argument("--backup", type=int, default=None, help="Backup id (default: the newest usable).")
+        restore.add_argument("--as", dest="as_slug", default="", metavar="NEW_SLUG", help="Restore as a new client.")
+        restore.add_argument("--to", dest="to_server", default="", metavar="SERVER", help="Tenant server.")
+        restore.add_argument("--suspended", action="store_true", help="Undelete as suspended, not active.")
         reconcile = sub.add_parser("reconcile", help="Run the reconciler once (re-enqueue stuck, purge expired).")
         reconcile.add_argument("--json", action="store_true")
 
@@ -65,9 +74,24 @@ class Command(ServiceCommand):
                 organization_id=organization.pk, actor=actor, destination=options["output"]
             )
             self.stdout.write(f"Schema {organization.schema_name} exported to {path} ({path.stat().st_size} bytes).")
-        elif action == "restore":
-            schema = provisioning.schema_restore(path=options["file"], actor=actor)
+        elif action == "restore" and ("/" in options["file"] or "." in options["file"]):  # a slug has neither
+            schema = provisioning.schema_restore(path=Path(options["file"]), actor=actor)
             self.stdout.write(f"Schema {schema} restored from {options['file']}.")
+        elif action == "restore":
+            # The operations app sits above tenants: reached by name, so tenants imports nothing of it.
+            result = import_string("operations.services.restore.organization_restore")(
+                slug=options["file"],
+                backup_id=options["backup"],
+                as_slug=options["as_slug"],
+                to_server=options["to_server"],
+                suspended=options["suspended"],
+                actor=actor,
+            )
+            how = "undeleted" if result.undeleted else "restored as a new client"
+            self.stdout.write(
+                f"{result.organization.slug} {how} from backup #{result.backup.pk} "
+                f"(schema {result.organization.schema_name}, {result.organization.status}, {result.duration_ms} ms)."
+            )
         elif action == "reconcile":
             result = provisioning.organizations_reconcile()
             if options["json"]:

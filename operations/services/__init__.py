@@ -1,0 +1,1 @@
+"""Operations services, one module per domain: backups, restore, drills, retention, health, metrics."""

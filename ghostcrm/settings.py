@@ -60,6 +60,16 @@ if not ALLOWED_HOSTS and GHOSTCRM_ENV != "development":
         f"ALLOWED_HOSTS must be set when GHOSTCRM_ENV={GHOSTCRM_ENV}: the host names this site answers to, "
         "comma-separated, e.g. ALLOWED_HOSTS=control.example.com."
     )
+# Keys of the audit chain's HMAC (ghostcrm/audit/keys.py): "id:secret" pairs, comma-separated, newest first.
+# Kept out of the database, so rewriting the log needs more than database rights (docs/audit.md).
+AUDIT_HMAC_KEYS = env.list(
+    "AUDIT_HMAC_KEYS", default=["dev:development-only-audit-key"] if GHOSTCRM_ENV == "development" else []
+)
+if not AUDIT_HMAC_KEYS:
+    raise ImproperlyConfigured(
+        f"AUDIT_HMAC_KEYS must be set when GHOSTCRM_ENV={GHOSTCRM_ENV}; generate a key with "
+        "python -c 'import secrets; print(\"k1:\" + secrets.token_urlsafe(48))'."
+    )
 
 # --- Applications ------------------------------------------------------------------------------------
 # django-tenants splits apps into SHARED_APPS (main database and the tenant registry) and TENANT_APPS
@@ -198,7 +208,10 @@ PERIODIC_JOBS: list[dict[str, object]] = [
     {"func": "billing.jobs.usage_readings_job", "queue": "billing", "interval": 3600},
     {"func": "billing.jobs.renewals_job", "queue": "billing", "interval": 900},
     {"func": "billing.jobs.dunning_job", "queue": "billing", "interval": 3600},
+    {"func": "ghostcrm.audit.jobs.audit_seal_job", "queue": "default", "interval": 10},
 ]
+# `audit_verify` raises an alarm for events left unsealed longer than this (the sealing job is not running).
+AUDIT_SEAL_MAX_LAG = timedelta(seconds=env.int("AUDIT_SEAL_MAX_LAG_SECONDS", default=300))
 
 # --- Authentication ----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -259,6 +272,15 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# "backups": where audit checkpoints and archives (and backups) are written, outside the main database.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "backups": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(BASE_DIR / "var" / "backups")},
+    },
+}
 
 # --- Stripe (optional) ---------------------------------------------------------------------------------
 # Billing works without a payment provider; with these set, the webhook endpoint accepts signed Stripe

@@ -79,7 +79,7 @@ def test_setting_value_falls_back_to_the_default() -> None:
     assert setting_value("tests.batch_size") == 120
     system_setting_reset(key="tests.batch_size", actor=Actor.system("tests"))
     assert setting_value("tests.batch_size") == 50
-    actions = list(AuditEvent.objects.order_by("sequence").values_list("action", flat=True))
+    actions = list(AuditEvent.objects.order_by("id").values_list("action", flat=True))
     assert actions == ["system_setting.set", "system_setting.reset"]
     with pytest.raises(NotFound):
         system_setting_reset(key="tests.batch_size", actor=Actor.system("tests"))
@@ -100,7 +100,7 @@ def test_service_refuses_bad_values_and_unknown_keys_writing_nothing() -> None:
 def test_service_records_before_and_after(super_admin: object) -> None:
     system_setting_set(key="tests.mode", value="safe", actor=Actor.for_user(super_admin))
     system_setting_set(key="tests.mode", value="fast", actor=Actor.for_user(super_admin))
-    first, second = AuditEvent.objects.filter(action="system_setting.set").order_by("sequence")
+    first, second = AuditEvent.objects.filter(action="system_setting.set").order_by("id")
     assert first.before is None and first.after["value"] == "safe"
     assert second.before["value"] == "safe" and second.after["value"] == "fast"
     assert second.actor_label == "root@ghostcrm.test"

@@ -135,7 +135,7 @@ def test_changes_are_audited_with_secret_names_but_never_values(organization: Or
         actor=ACTOR,
     )
     integration_preference_set(organization_id=organization.pk, provider="slack", enabled=False, actor=ACTOR)
-    first, second = AuditEvent.objects.filter(action="integration.preference_set").order_by("sequence")
+    first, second = AuditEvent.objects.filter(action="integration.preference_set").order_by("id")
     assert first.before is None and first.after["enabled"] is True
     assert first.after["secrets"] == "[redacted]"
     assert first.after["secret_names"] == ["bot_token", "signing_secret"]

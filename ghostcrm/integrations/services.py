@@ -10,7 +10,7 @@ from django.db import IntegrityError, router, transaction
 from django.http import HttpRequest
 
 from ghostcrm.audit.services import Actor, audit_record, model_snapshot
-from ghostcrm.core.errors import Conflict, NotFound, ValidationError
+from ghostcrm.core.errors import Conflict, NotFound, ValidationError, full_clean_or_raise
 from ghostcrm.integrations.models import IntegrationPreference
 from ghostcrm.integrations.providers import PROVIDERS
 from tenants.models import Organization
@@ -45,15 +45,6 @@ def merge_secrets(existing: dict[str, str] | None, updates: dict[str, str | None
         else:
             merged[name] = value  # type: ignore[assignment]
     return merged
-
-
-def _full_clean(preference: IntegrationPreference) -> None:
-    try:
-        preference.full_clean()
-    except DjangoValidationError as exc:
-        fields = getattr(exc, "message_dict", {"__all__": exc.messages})
-        detail = " ".join(f"{field}: {' '.join(messages)}" for field, messages in fields.items())
-        raise ValidationError(f"The integration preference is not valid. {detail}", extra={"fields": fields}) from None
 
 
 def _organization(organization_id: uuid.UUID | str) -> Organization:
@@ -99,7 +90,7 @@ def integration_preference_set(
                 preference.settings = settings
             if secrets is not None:
                 preference.secrets = merge_secrets(preference.secrets, secrets)
-            _full_clean(preference)
+            full_clean_or_raise(preference)
             preference.save()
             changed = sorted(secrets or {})
             audit_record(
@@ -151,7 +142,7 @@ def integration_secrets_rotate(
             raise NotFound(f"{organization} has no {spec.label} integration to rotate; set it up first.")
         before = model_snapshot(preference)
         preference.secrets = dict(secrets)
-        _full_clean(preference)
+        full_clean_or_raise(preference)
         preference.save()
         audit_record(
             action="integration.secrets_rotate",

@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
-
-from ghostcrm.core.system_settings import REGISTRY
 
 
 class SystemSetting(models.Model):
-    """A value an admin set for one of the declared system settings (see ``system_settings.register``)."""
+    """A value an admin set for one of the declared system settings (see ``system_settings.register``).
+
+    Written only through ``ghostcrm.core.services.system_setting_set``, which checks the value against the
+    setting's declaration (the model knows nothing of the declarations, so they may read it freely).
+    """
 
     key = models.CharField(max_length=100, unique=True)
     value = models.TextField(help_text="Typed text: parsed and validated against the setting's declaration.")
@@ -22,12 +23,3 @@ class SystemSetting(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} = {self.value}"
-
-    def clean(self) -> None:
-        spec = REGISTRY.get(self.key)
-        if spec is None:
-            raise ValidationError({"key": f"{self.key!r} is not a known system setting."})
-        try:
-            self.value = spec.serialize(spec.parse(self.value))
-        except ValidationError as exc:
-            raise ValidationError({"value": exc.messages}) from None

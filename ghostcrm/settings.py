@@ -246,7 +246,7 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_USERNAME_CALLABLE = "ghostcrm.accounts.lockout.normalised_username"
 AXES_LOCKOUT_CALLABLE = "ghostcrm.accounts.lockout.lockout_response"
 # Behind reverse proxies: how many append to X-Forwarded-For. One setting for the lockout, the audit log and
-# session records (ghostcrm.audit.services.client_ip); 0 = REMOTE_ADDR, the only safe value without a proxy.
+# session records (ghostcrm.core.http.client_ip); 0 = REMOTE_ADDR, the only safe value without a proxy.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 AXES_CLIENT_IP_CALLABLE = "ghostcrm.accounts.lockout.client_ip"
 AXES_ENABLE_ACCESS_FAILURE_LOG = True

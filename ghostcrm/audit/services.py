@@ -9,7 +9,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.http import HttpRequest
@@ -17,6 +16,9 @@ from django.utils import timezone
 from rq import get_current_job
 
 from ghostcrm.audit.models import AuditEvent
+from ghostcrm.core.http import client_ip
+
+__all__ = ["Actor", "audit_record", "client_ip", "model_snapshot"]  # client_ip: re-exported for callers
 
 GENESIS_HASH = "0" * 64
 NUL_REPLACEMENT = "\ufffd"  # what a NUL in any audit field becomes
@@ -68,25 +70,6 @@ def model_snapshot(obj: models.Model) -> dict[str, Any]:
     if callable(extra):
         data.update(extra())
     return _jsonable(data)
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The client's address, as the audit log, session records and the sign-in lockout all see it.
-
-    Behind ``TRUSTED_PROXY_COUNT`` reverse proxies, each appending the address it received from to
-    X-Forwarded-For, the client is the entry that many places from the right; entries further left were
-    written by the client and are never trusted (they would let anyone dodge the per-address lockout).
-    Without proxies (0, the default) it is REMOTE_ADDR.
-    """
-    proxies = int(getattr(settings, "TRUSTED_PROXY_COUNT", 0))
-    if proxies > 0:
-        hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
-        if len(hops) >= proxies:  # fewer hops: the request did not come through every proxy, use the peer
-            try:
-                return str(ipaddress.ip_address(hops[-proxies]))
-            except ValueError:
-                pass  # a proxy that writes something else (host:port): fall back to the peer address
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def _current_job_id() -> str:

@@ -69,20 +69,6 @@ class SystemSettingForm(forms.ModelForm):
                 "value"
             ].help_text = f"{spec.help_text} Expects {spec.type_name}; default {spec.serialize(spec.default)}."
 
-    def clean(self) -> dict[str, Any]:
-        # The declaration checks and normalises the value (the model knows nothing of declarations).
-        cleaned = super().clean() or {}
-        key = cleaned.get("key") or self.instance.key
-        spec = REGISTRY.get(key) if key else None
-        if key and spec is None:
-            self.add_error("key" if "key" in self.fields else None, f"{key!r} is not a known system setting.")
-        elif spec is not None and "value" in cleaned:
-            try:
-                cleaned["value"] = spec.normalise(cleaned["value"])
-            except ValidationError as exc:
-                self.add_error("value", exc.message_dict["value"])
-        return cleaned
-
     def add_error(self, field: str | None, error: Any) -> None:
         # The model names `key` in its errors; on the change page the key is read-only, not a form field.
         if (

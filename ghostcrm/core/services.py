@@ -9,13 +9,12 @@ from typing import Any
 
 from cryptography.fernet import InvalidToken
 from django.apps import apps
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models, router, transaction
 from django.db.models.functions import Cast
 from django.http import HttpRequest
 
 from ghostcrm.audit.services import Actor, audit_record, model_snapshot
-from ghostcrm.core.errors import NotFound, ValidationError, full_clean_or_raise, validation_error_from
+from ghostcrm.core.errors import NotFound, ValidationError, full_clean_or_raise
 from ghostcrm.core.fields import (
     configured_keys,
     describe_keys,
@@ -49,10 +48,7 @@ def system_setting_set(*, key: str, value: Any, actor: Actor, request: HttpReque
         before = model_snapshot(setting) if setting is not None else None
         if setting is None:
             setting = SystemSetting(key=key)
-        try:
-            setting.value = spec.normalise(raw)
-        except DjangoValidationError as exc:
-            raise validation_error_from(exc, obj=setting) from None
+        setting.value = raw
         if actor.type == "user" and actor.id:
             setting.updated_by_id = int(actor.id)  # type: ignore[attr-defined]
         full_clean_or_raise(setting)

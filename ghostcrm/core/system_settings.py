@@ -87,6 +87,7 @@ class SettingSpec:
 
 
 REGISTRY: dict[str, SettingSpec] = {}
+SystemSetting.spec_lookup = REGISTRY.get  # the model validates against the declarations without importing them
 
 
 def register(*specs: SettingSpec) -> None:

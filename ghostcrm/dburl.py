@@ -104,6 +104,69 @@ def parse_database_url(url: str, *, variable: str, postgres_engine: str) -> dict
     return config | {"ENGINE": "mssql", "OPTIONS": mssql_options(query, variable=variable)}
 
 
+def _freetds_params(query: dict[str, str], encrypt: str, *, variable: str) -> list[str]:
+    if "trustservercertificate" in query:
+        raise ImproperlyConfigured(
+            f"{variable}: TrustServerCertificate is a setting of Microsoft's ODBC drivers, not FreeTDS; "
+            "remove it (FreeTDS checks certificates only when freetds.conf names a CA file)."
+        )
+    tds_version = query.get("tds_version", FREETDS_DEFAULT_TDS_VERSION).strip().lower()
+    if tds_version not in TDS_VERSIONS:
+        raise ImproperlyConfigured(
+            f"{variable} has TDS_Version={tds_version!r}; use one of {', '.join(sorted(TDS_VERSIONS))} "
+            "(7.4 for SQL Server 2012 and later)."
+        )
+    params = [f"TDS_Version={tds_version}"]
+    if encrypt:
+        if encrypt not in FREETDS_ENCRYPTION:
+            raise ImproperlyConfigured(
+                f"{variable} has Encrypt={encrypt!r}; with FreeTDS use yes, no, require, request or off."
+            )
+        params.append(f"Encryption={FREETDS_ENCRYPTION[encrypt]}")
+    return params
+
+
+def _microsoft_params(query: dict[str, str], encrypt: str, *, variable: str) -> list[str]:
+    if "tds_version" in query:
+        raise ImproperlyConfigured(
+            f"{variable}: TDS_Version is a FreeTDS setting; use it with driver=FreeTDS or remove it."
+        )
+    params = []
+    if encrypt:
+        if encrypt not in MS_ENCRYPT_VALUES:
+            raise ImproperlyConfigured(
+                f"{variable} has Encrypt={encrypt!r}; use one of {', '.join(sorted(MS_ENCRYPT_VALUES))}."
+            )
+        params.append(f"Encrypt={query['encrypt'].strip()}")
+    if "trustservercertificate" in query:
+        trust = query["trustservercertificate"].strip().lower()
+        if trust not in {"yes", "no", "true", "false"}:
+            raise ImproperlyConfigured(f"{variable} has TrustServerCertificate={trust!r}; use yes or no.")
+        params.append(f"TrustServerCertificate={query['trustservercertificate'].strip()}")
+    return params
+
+
+def _isolation_level(raw: str, *, variable: str) -> str:
+    level = " ".join(raw.upper().replace("_", " ").split())
+    if level not in MSSQL_ISOLATION_LEVELS:
+        raise ImproperlyConfigured(
+            f"{variable} has isolation_level={raw!r}; use one of "
+            f"{', '.join(sorted(MSSQL_ISOLATION_LEVELS))} (spaces as + or _)."
+        )
+    return level
+
+
+def _plain_option(key: str, raw: str, *, variable: str) -> Any:
+    if key in {"host_is_server", "unicode_results"}:
+        return raw.lower() in {"1", "true", "yes"}
+    if key == "connection_timeout":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ImproperlyConfigured(f"{variable} has connection_timeout={raw!r}; use a number of seconds.") from None
+    return raw
+
+
 def mssql_options(query: dict[str, str], *, variable: str) -> dict[str, Any]:
     """mssql-django OPTIONS from the URL's query string.
 
@@ -124,67 +187,18 @@ def mssql_options(query: dict[str, str], *, variable: str) -> dict[str, Any]:
         raise ImproperlyConfigured(f"{variable} has an empty driver=; use e.g. driver=ODBC+Driver+18+for+SQL+Server.")
     freetds = is_freetds(driver)
     options: dict[str, Any] = {"driver": driver}
-    extra = [query["extra_params"]] if query.get("extra_params") else []
     encrypt = query.get("encrypt", "").strip().lower()
+    driver_params = (_freetds_params if freetds else _microsoft_params)(query, encrypt, variable=variable)
+    extra = ([query["extra_params"]] if query.get("extra_params") else []) + driver_params
     if freetds:
-        if "trustservercertificate" in query:
-            raise ImproperlyConfigured(
-                f"{variable}: TrustServerCertificate is a setting of Microsoft's ODBC drivers, not FreeTDS; "
-                "remove it (FreeTDS checks certificates only when freetds.conf names a CA file)."
-            )
-        tds_version = query.get("tds_version", FREETDS_DEFAULT_TDS_VERSION).strip().lower()
-        if tds_version not in TDS_VERSIONS:
-            raise ImproperlyConfigured(
-                f"{variable} has TDS_Version={tds_version!r}; use one of {', '.join(sorted(TDS_VERSIONS))} "
-                "(7.4 for SQL Server 2012 and later)."
-            )
-        extra.append(f"TDS_Version={tds_version}")
-        if encrypt:
-            if encrypt not in FREETDS_ENCRYPTION:
-                raise ImproperlyConfigured(
-                    f"{variable} has Encrypt={encrypt!r}; with FreeTDS use yes, no, require, request or off."
-                )
-            extra.append(f"Encryption={FREETDS_ENCRYPTION[encrypt]}")
         options["host_is_server"] = True
-    else:
-        if "tds_version" in query:
-            raise ImproperlyConfigured(
-                f"{variable}: TDS_Version is a FreeTDS setting; use it with driver=FreeTDS or remove it."
-            )
-        if encrypt:
-            if encrypt not in MS_ENCRYPT_VALUES:
-                raise ImproperlyConfigured(
-                    f"{variable} has Encrypt={encrypt!r}; use one of {', '.join(sorted(MS_ENCRYPT_VALUES))}."
-                )
-            extra.append(f"Encrypt={query['encrypt'].strip()}")
-        if "trustservercertificate" in query:
-            trust = query["trustservercertificate"].strip().lower()
-            if trust not in {"yes", "no", "true", "false"}:
-                raise ImproperlyConfigured(f"{variable} has TrustServerCertificate={trust!r}; use yes or no.")
-            extra.append(f"TrustServerCertificate={query['trustservercertificate'].strip()}")
     if extra:
         options["extra_params"] = ";".join(extra)
     if "isolation_level" in query:
-        level = " ".join(query["isolation_level"].upper().replace("_", " ").split())
-        if level not in MSSQL_ISOLATION_LEVELS:
-            raise ImproperlyConfigured(
-                f"{variable} has isolation_level={query['isolation_level']!r}; use one of "
-                f"{', '.join(sorted(MSSQL_ISOLATION_LEVELS))} (spaces as + or _)."
-            )
-        options["isolation_level"] = level
+        options["isolation_level"] = _isolation_level(query["isolation_level"], variable=variable)
     for key in ("dsn", "host_is_server", "unicode_results", "connection_timeout"):
         if key in query:
-            value: Any = query[key]
-            if key in {"host_is_server", "unicode_results"}:
-                value = value.lower() in {"1", "true", "yes"}
-            elif key == "connection_timeout":
-                try:
-                    value = int(value)
-                except ValueError:
-                    raise ImproperlyConfigured(
-                        f"{variable} has connection_timeout={value!r}; use a number of seconds."
-                    ) from None
-            options[key] = value
+            options[key] = _plain_option(key, query[key], variable=variable)
     if freetds and "dsn" in options and "host_is_server" not in query:
         options["host_is_server"] = False  # the DSN's freetds.conf entry says where the server is
     return options

@@ -62,6 +62,16 @@ if not ALLOWED_HOSTS and GHOSTCRM_ENV != "development":
         f"ALLOWED_HOSTS must be set when GHOSTCRM_ENV={GHOSTCRM_ENV}: the host names this site answers to, "
         "comma-separated, e.g. ALLOWED_HOSTS=control.example.com."
     )
+# Keys of the audit chain's HMAC (ghostcrm/audit/keys.py): "id:secret" pairs, comma-separated, newest first.
+# Kept out of the database, so rewriting the log needs more than database rights (docs/audit.md).
+AUDIT_HMAC_KEYS = env.list(
+    "AUDIT_HMAC_KEYS", default=["dev:development-only-audit-key"] if GHOSTCRM_ENV == "development" else []
+)
+if not AUDIT_HMAC_KEYS:
+    raise ImproperlyConfigured(
+        f"AUDIT_HMAC_KEYS must be set when GHOSTCRM_ENV={GHOSTCRM_ENV}; generate a key with "
+        "python -c 'import secrets; print(\"k1:\" + secrets.token_urlsafe(48))'."
+    )
 
 # --- Applications ------------------------------------------------------------------------------------
 # django-tenants splits apps into SHARED_APPS (main database and the tenant registry) and TENANT_APPS
@@ -216,7 +226,10 @@ PERIODIC_JOBS: list[dict[str, object]] = [
     {"func": "operations.jobs.backups_prune_job", "queue": "default", "cron": "0 5 * * *"},
     {"func": "operations.jobs.backup_drill_job", "queue": "default", "cron": "0 6 * * 0", "timeout": 3 * 3600},
     {"func": "operations.jobs.retention_job", "queue": "default", "cron": "30 4 * * *", "timeout": 3 * 3600},
+    {"func": "ghostcrm.audit.jobs.audit_seal_job", "queue": "default", "interval": 10},
 ]
+# `audit_verify` raises an alarm for events left unsealed longer than this (the sealing job is not running).
+AUDIT_SEAL_MAX_LAG = timedelta(seconds=env.int("AUDIT_SEAL_MAX_LAG_SECONDS", default=300))
 
 # --- Authentication ----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -251,7 +264,7 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_USERNAME_CALLABLE = "ghostcrm.accounts.lockout.normalised_username"
 AXES_LOCKOUT_CALLABLE = "ghostcrm.accounts.lockout.lockout_response"
 # Behind reverse proxies: how many append to X-Forwarded-For. One setting for the lockout, the audit log and
-# session records (ghostcrm.audit.services.client_ip); 0 = REMOTE_ADDR, the only safe value without a proxy.
+# session records (ghostcrm.core.http.client_ip); 0 = REMOTE_ADDR, the only safe value without a proxy.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 AXES_CLIENT_IP_CALLABLE = "ghostcrm.accounts.lockout.client_ip"
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
@@ -381,14 +394,21 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "operations.logs.JsonFormatter"},  # LOG_FORMAT=json: one object per line
     },
-    "filters": {"context": {"()": "operations.logs.ContextFilter"}},  # request id, job id, organisation, user
+    "filters": {
+        "context": {"()": "operations.logs.ContextFilter"},  # request id, job id, organisation, user
+        "client_errors": {"()": "ghostcrm.core.logfilters.ClientErrorWithoutTraceback"},  # a 4xx is one line
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json" if LOG_FORMAT == "json" else "plain",
-            "filters": ["context"],
+            "filters": ["context", "client_errors"],
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        # Django's default config gives "django" its own console handler too: every record was printed twice.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }

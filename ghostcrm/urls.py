@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from ghostcrm.core.views import favicon_view, root_view
+
 admin.site.site_header = "GhostCRM control plane"
 admin.site.site_title = "GhostCRM"
 admin.site.index_title = "Control plane"
@@ -10,6 +12,8 @@ admin.site.site_url = None
 
 urlpatterns = [
     path("", include("operations.urls")),  # /healthz, /readyz, /metrics (docs/operations.md)
+    path("", root_view, name="root"),
+    path("favicon.ico", favicon_view, name="favicon"),
     path("admin/rq/", include("django_rq.urls")),
     path("accounts/", include("ghostcrm.accounts.urls")),
     path("admin/", admin.site.urls),

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.django_db
 def test_the_admin_has_no_view_site_link_to_a_missing_public_site(admin_session: Any) -> None:
     page = admin_session.get("/admin/").content.decode()
     assert "View site" not in page
-    assert admin_session.get("/").status_code == 404  # there is indeed nothing at "/"
+    root = admin_session.get("/")  # no public site: the root address leads to the admin
+    assert root.status_code == 302
+    assert root["Location"] == "/admin/"
 
 
 def test_invoice_and_payment_pages_show_money_in_major_units(admin_session: Any) -> None:

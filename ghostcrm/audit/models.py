@@ -1,8 +1,10 @@
-"""The append-only audit log, made tamper-evident by a SHA-256 hash chain.
+"""The append-only audit log, made tamper-evident by a keyed hash chain (HMAC-SHA256).
 
-Each event stores the hash of the event before it and its own hash over its canonical content, so an
-edited, inserted or deleted row breaks the chain at that point (``python manage.py audit_verify``).
-``AuditChainHead`` is a single row locked while appending, so concurrent writers form one chain.
+Writers append rows with no shared lock: a new row has no ``sequence`` and no ``hash`` yet. The sealer
+(``ghostcrm.audit.sealing``, a periodic job and ``audit_verify``) chains them in order: it gives each its
+sequence, the previous link's hash and its own HMAC over its canonical content, so an edited, inserted or
+deleted sealed row breaks the chain at that point. ``AuditChainHead`` is the last link, locked only by the
+sealer. ``AuditArchive`` rows are the checkpoints of events moved to archive files (docs/audit.md).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class AuditEvent(models.Model):
         FAILURE = "failure", "Failure"
         DENIED = "denied", "Denied"
 
-    sequence = models.PositiveBigIntegerField(unique=True, editable=False)
+    # Chain position, given when the row is sealed (NULL until then); `id` is the order of appending.
+    sequence = models.PositiveBigIntegerField(unique=True, null=True, blank=True, editable=False)
     occurred_at = models.DateTimeField(db_index=True)
     actor_type = models.CharField(max_length=16, choices=ActorType.choices)
     actor_id = models.CharField(max_length=64, blank=True)
@@ -53,13 +56,14 @@ class AuditEvent(models.Model):
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
     message = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    key_id = models.CharField(max_length=32, blank=True, help_text="The AUDIT_HMAC_KEYS key that sealed it.")
 
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-sequence"]
+        ordering = ["-id"]
         indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target_idx")]
 
     def __str__(self) -> str:
@@ -75,7 +79,7 @@ class AuditEvent(models.Model):
 
 
 class AuditChainHead(models.Model):
-    """The last link of the chain (one row, id 1), locked with SELECT ... FOR UPDATE while appending."""
+    """The last sealed link of the chain (one row, id 1), locked with SELECT ... FOR UPDATE by the sealer only."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     sequence = models.PositiveBigIntegerField(default=0)
@@ -83,3 +87,28 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"head #{self.sequence}"
+
+
+class AuditArchive(models.Model):
+    """The checkpoint of one archive file: events up to ``last_sequence`` left the log for that file.
+
+    Signed with the audit key (``signature`` over every other field), so a forged or edited checkpoint is
+    found; ``audit_verify`` starts the live chain from the newest one.
+    """
+
+    created_at = models.DateTimeField()
+    first_sequence = models.PositiveBigIntegerField()
+    last_sequence = models.PositiveBigIntegerField(unique=True)
+    first_prev_hash = models.CharField(max_length=64)
+    last_hash = models.CharField(max_length=64)
+    event_count = models.PositiveBigIntegerField()
+    file_name = models.CharField(max_length=255, unique=True)
+    file_sha256 = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=32)
+    signature = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-last_sequence"]
+
+    def __str__(self) -> str:
+        return f"#{self.first_sequence}-#{self.last_sequence} in {self.file_name}"

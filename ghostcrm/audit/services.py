@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import ipaddress
 import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, models, transaction
+from django.db import models
 from django.http import HttpRequest
 from django.utils import timezone
+from rq import get_current_job
 
-from ghostcrm.audit.models import AuditChainHead, AuditEvent
+from ghostcrm.audit.models import AuditEvent
+from ghostcrm.core.http import client_ip
+
+__all__ = ["Actor", "audit_record", "client_ip", "model_snapshot"]  # client_ip: re-exported for callers
 
 GENESIS_HASH = "0" * 64
+NUL_REPLACEMENT = "\ufffd"  # what a NUL in any audit field becomes
 REDACTED = "[redacted]"
 # Field names never copied into before/after snapshots; models add their own with `audit_redacted_fields`.
 ALWAYS_REDACTED = frozenset({"password", "secret", "secrets", "token", "token_hash", "key_hash", "secret_blob"})
-HASHED_FIELDS = (
-    "sequence", "occurred_at", "actor_type", "actor_id", "actor_label", "action", "target_type", "target_id",
-    "target_repr", "organization_id", "before", "after", "ip_address", "user_agent", "request_id", "outcome",
-    "message", "duration_ms", "prev_hash",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -74,44 +72,45 @@ def model_snapshot(obj: models.Model) -> dict[str, Any]:
     return _jsonable(data)
 
 
-def client_ip(request: HttpRequest) -> str | None:
-    """The client's address, as the audit log, session records and the sign-in lockout all see it.
-
-    Behind ``TRUSTED_PROXY_COUNT`` reverse proxies, each appending the address it received from to
-    X-Forwarded-For, the client is the entry that many places from the right; entries further left were
-    written by the client and are never trusted (they would let anyone dodge the per-address lockout).
-    Without proxies (0, the default) it is REMOTE_ADDR.
-    """
-    proxies = int(getattr(settings, "TRUSTED_PROXY_COUNT", 0))
-    if proxies > 0:
-        hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
-        if len(hops) >= proxies:  # fewer hops: the request did not come through every proxy, use the peer
-            try:
-                return str(ipaddress.ip_address(hops[-proxies]))
-            except ValueError:
-                pass  # a proxy that writes something else (host:port): fall back to the peer address
-    return request.META.get("REMOTE_ADDR") or None
-
-
 def _current_job_id() -> str:
-    try:
-        from rq import get_current_job
-    except ImportError:  # pragma: no cover - rq is a requirement
-        return ""
     job = get_current_job()
     return job.id if job is not None else ""
 
 
-def compute_hash(fields: dict[str, Any]) -> str:
-    canonical = json.dumps(fields, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+def _clean_text(value: str, limit: int | None = None) -> str:
+    """``value`` with NUL characters replaced (PostgreSQL text cannot hold them) and cut to ``limit``."""
+    cleaned = value.replace("\x00", NUL_REPLACEMENT)
+    return cleaned[:limit] if limit is not None else cleaned
 
 
-def event_hash_fields(event: AuditEvent) -> dict[str, Any]:
-    values = {name: getattr(event, name) for name in HASHED_FIELDS}
-    values["occurred_at"] = event.occurred_at.astimezone(dt.UTC).isoformat(timespec="microseconds")
-    values["organization_id"] = str(event.organization_id) if event.organization_id else None
-    return values
+def _clean_json(value: Any) -> Any:
+    """A JSON value with every NUL in its strings and keys replaced, whatever the depth."""
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, dict):
+        return {_clean_text(str(key)): _clean_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_clean_json(item) for item in value]
+    return value
+
+
+def _clean_ip(value: str | None) -> str | None:
+    """A valid IP address, else None: the column is typed, and a header can carry anything."""
+    if not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def _organization_uuid(value: uuid.UUID | str | None) -> uuid.UUID | None:
+    if not value:
+        return None
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None  # not an organisation id at all (e.g. a mistyped path id): nothing to link
 
 
 def audit_record(
@@ -137,7 +136,8 @@ def audit_record(
 
     ``actor`` defaults to the request's user, else the system. ``target`` fills the target fields (and the
     organisation when the target is or belongs to one). ``request`` fills IP, user agent and request id;
-    inside an RQ job the job id is used.
+    inside an RQ job the job id is used. The row is appended with no shared lock; the sealer chains it
+    (``ghostcrm.audit.sealing.audit_seal``). No field ever carries a NUL character.
     """
     if request is not None:
         actor = actor or getattr(request, "audit_actor", None) or Actor.for_user(getattr(request, "user", None))
@@ -152,61 +152,27 @@ def audit_record(
         target_repr = target_repr or str(target)
         if organization_id is None:
             organization_id = _organization_of(target)
-
-    with transaction.atomic(using="default"):
-        head = _locked_chain_head()
-        event = AuditEvent(
-            sequence=head.sequence + 1,
-            occurred_at=timezone.now().replace(tzinfo=dt.UTC),
-            actor_type=actor.type,
-            actor_id=actor.id[:64],
-            actor_label=actor.label[:255],
-            action=action,
-            target_type=target_type[:100],
-            target_id=target_id[:64],
-            target_repr=target_repr[:255],
-            organization_id=uuid.UUID(str(organization_id)) if organization_id else None,
-            before=_jsonable(before),
-            after=_jsonable(after),
-            ip_address=ip_address,
-            user_agent=user_agent[:512],
-            request_id=request_id[:64],
-            outcome=outcome,
-            message=message,
-            duration_ms=duration_ms,
-            prev_hash=head.hash,
-        )
-        event.hash = compute_hash(event_hash_fields(event))
-        event.save()
-        head.sequence, head.hash = event.sequence, event.hash
-        head.save(update_fields=["sequence", "hash"])
+    event = AuditEvent(
+        occurred_at=timezone.now().replace(tzinfo=dt.UTC),
+        actor_type=actor.type,
+        actor_id=_clean_text(actor.id, 64),
+        actor_label=_clean_text(actor.label, 255),
+        action=_clean_text(action, 100),
+        target_type=_clean_text(target_type, 100),
+        target_id=_clean_text(target_id, 64),
+        target_repr=_clean_text(target_repr, 255),
+        organization_id=_organization_uuid(organization_id),
+        before=_clean_json(_jsonable(before)),
+        after=_clean_json(_jsonable(after)),
+        ip_address=_clean_ip(ip_address),
+        user_agent=_clean_text(user_agent, 512),
+        request_id=_clean_text(request_id, 64),
+        outcome=outcome,
+        message=_clean_text(message),
+        duration_ms=duration_ms,
+    )
+    event.save(using="default")
     return event
-
-
-class AuditChainError(RuntimeError):
-    pass
-
-
-def _locked_chain_head() -> AuditChainHead:
-    """The chain's head row, locked for this transaction; created at genesis when the log is empty.
-
-    A migration inserts the genesis row, but a flushed database (transactional tests, a data-only restore)
-    lacks it. Recreating it is safe only while no event exists: otherwise the chain would fork.
-    """
-    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
-    if head is not None:
-        return head
-    if AuditEvent.objects.exists():
-        raise AuditChainError(
-            "The audit chain's head row is missing while events exist; run `python manage.py audit_verify` "
-            "and restore the row from a backup before recording more events."
-        )
-    try:
-        with transaction.atomic(using="default"):
-            AuditChainHead.objects.create(pk=1, sequence=0, hash=GENESIS_HASH)
-    except IntegrityError:
-        pass  # a concurrent writer created it first
-    return AuditChainHead.objects.select_for_update().get(pk=1)
 
 
 def _organization_of(target: models.Model) -> uuid.UUID | None:

@@ -10,8 +10,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from ghostcrm.core.admin_base import AuditedModelAdmin
+from ghostcrm.audit.services import Actor
+from ghostcrm.core.admin_base import AuditedModelAdmin, adopt_saved
 from ghostcrm.core.models import SystemSetting
+from ghostcrm.core.services import system_setting_reset, system_setting_set
 from ghostcrm.core.system_settings import REGISTRY, SettingSpec
 
 
@@ -85,6 +87,7 @@ class SystemSettingForm(forms.ModelForm):
 @admin.register(SystemSetting)
 class SystemSettingAdmin(AuditedModelAdmin):
     form = SystemSettingForm
+    service_audited = True  # system_setting.set / system_setting.reset, with the admin user as actor
     list_display = ("key", "value", "default", "description", "updated_at", "updated_by")
     search_fields = ("key",)
     list_select_related = ("updated_by",)
@@ -173,5 +176,12 @@ class SystemSettingAdmin(AuditedModelAdmin):
         return super().add_view(request, form_url, extra_context)
 
     def save_model(self, request: HttpRequest, obj: SystemSetting, form: Any, change: bool) -> None:
-        obj.updated_by = request.user  # type: ignore[assignment]
-        super().save_model(request, obj, form, change)
+        saved = system_setting_set(key=obj.key, value=obj.value, actor=Actor.for_user(request.user), request=request)
+        adopt_saved(obj, saved)
+
+    def delete_model(self, request: HttpRequest, obj: SystemSetting) -> None:
+        system_setting_reset(key=obj.key, actor=Actor.for_user(request.user), request=request)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for key in queryset.values_list("key", flat=True):
+            system_setting_reset(key=key, actor=Actor.for_user(request.user), request=request)

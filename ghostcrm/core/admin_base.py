@@ -23,7 +23,12 @@ class AuditedModelAdmin(admin.ModelAdmin):
     back to the list") is recorded as ``admin.action``: who ran which action on which rows. The services an
     action calls record what they changed; this event ties it to the admin user, also where a service records
     itself as the system (a webhook replay). A confirmation or form page an action shows first is not recorded.
+
+    An admin whose ``save_model`` / ``delete_model`` call an audited service sets ``service_audited = True``:
+    the service's event (with the admin user as actor) is then the one event per add, change or delete.
     """
+
+    service_audited = False
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         # The admin site's actions (delete_selected) as well as this admin's own.
@@ -46,11 +51,15 @@ class AuditedModelAdmin(admin.ModelAdmin):
 
     def log_addition(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
         entry = super().log_addition(request, obj, message)
+        if self.service_audited:
+            return entry
         audit_record(action="admin.add", target=obj, after=model_snapshot(obj), request=request)
         return entry
 
     def log_change(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
         entry = super().log_change(request, obj, message)
+        if self.service_audited:
+            return entry
         before = getattr(request, "_audit_before", {}).get((type(obj), obj.pk))
         audit_record(action="admin.change", target=obj, before=before, after=model_snapshot(obj), request=request)
         return entry
@@ -82,9 +91,16 @@ class AuditedModelAdmin(admin.ModelAdmin):
     def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
         objects = list(queryset)
         result = super().log_deletions(request, objects)  # type: ignore[arg-type]
-        for obj in objects:
+        for obj in objects if not self.service_audited else ():
             audit_record(action="admin.delete", target=obj, before=model_snapshot(obj), request=request)
         return result
+
+
+def adopt_saved(obj: models.Model, saved: models.Model) -> None:
+    """Make the admin's instance the row a service saved (its id, normalised values), for the admin's redirect."""
+    for field in saved._meta.concrete_fields:
+        setattr(obj, field.attname, getattr(saved, field.attname))
+    obj._state.adding, obj._state.db = False, saved._state.db
 
 
 def _audited_action(func: Callable[..., Any], name: str, description: str) -> Callable[..., Any]:

@@ -1,14 +1,22 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, ClassVar
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from ghostcrm.core.system_settings import REGISTRY
-
 
 class SystemSetting(models.Model):
-    """A value an admin set for one of the declared system settings (see ``system_settings.register``)."""
+    """A value an admin set for one of the declared system settings (see ``system_settings.register``).
+
+    ``clean`` checks and normalises the value against the setting's declaration, found through
+    ``spec_lookup``, which ``ghostcrm.core.system_settings`` installs: the model does not import the
+    declarations, so they may read the model (``setting_value``) without an import cycle.
+    """
+
+    spec_lookup: ClassVar[Callable[[str], Any] | None] = None
 
     key = models.CharField(max_length=100, unique=True)
     value = models.TextField(help_text="Typed text: parsed and validated against the setting's declaration.")
@@ -24,10 +32,8 @@ class SystemSetting(models.Model):
         return f"{self.key} = {self.value}"
 
     def clean(self) -> None:
-        spec = REGISTRY.get(self.key)
+        lookup = type(self).spec_lookup
+        spec = lookup(self.key) if lookup is not None else None
         if spec is None:
             raise ValidationError({"key": f"{self.key!r} is not a known system setting."})
-        try:
-            self.value = spec.serialize(spec.parse(self.value))
-        except ValidationError as exc:
-            raise ValidationError({"value": exc.messages}) from None
+        self.value = spec.normalise(self.value)

@@ -9,13 +9,12 @@ from typing import Any
 
 from cryptography.fernet import InvalidToken
 from django.apps import apps
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models, router, transaction
 from django.db.models.functions import Cast
 from django.http import HttpRequest
 
 from ghostcrm.audit.services import Actor, audit_record, model_snapshot
-from ghostcrm.core.errors import NotFound, ValidationError
+from ghostcrm.core.errors import NotFound, ValidationError, full_clean_or_raise
 from ghostcrm.core.fields import (
     configured_keys,
     describe_keys,
@@ -52,10 +51,7 @@ def system_setting_set(*, key: str, value: Any, actor: Actor, request: HttpReque
         setting.value = raw
         if actor.type == "user" and actor.id:
             setting.updated_by_id = int(actor.id)  # type: ignore[attr-defined]
-        try:
-            setting.full_clean()
-        except DjangoValidationError as exc:
-            raise ValidationError(" ".join(exc.messages), extra={"fields": getattr(exc, "message_dict", {})}) from None
+        full_clean_or_raise(setting)
         setting.save()
         audit_record(
             action="system_setting.set", actor=actor, target=setting, before=before, after=model_snapshot(setting),

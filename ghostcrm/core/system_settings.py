@@ -15,6 +15,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from ghostcrm.core.models import SystemSetting
+
 SettingType = type[int] | type[bool] | type[str] | type[Decimal] | type[list]
 
 
@@ -70,6 +72,13 @@ class SettingSpec:
             return json.dumps(value)
         return str(value)
 
+    def normalise(self, raw: str) -> str:
+        """``raw`` parsed and written back in canonical form; Django's ValidationError naming ``value`` if not."""
+        try:
+            return self.serialize(self.parse(raw))
+        except ValidationError as exc:
+            raise ValidationError({"value": exc.messages}) from None
+
     @property
     def type_name(self) -> str:
         return {bool: "true or false", int: "a whole number", Decimal: "a decimal number", list: "a JSON list"}.get(
@@ -78,6 +87,7 @@ class SettingSpec:
 
 
 REGISTRY: dict[str, SettingSpec] = {}
+SystemSetting.spec_lookup = REGISTRY.get  # the model validates against the declarations without importing them
 
 
 def register(*specs: SettingSpec) -> None:
@@ -97,8 +107,6 @@ def get_spec(key: str) -> SettingSpec:
 
 def setting_value(key: str) -> Any:
     """The current value of a system setting (stored, else its default)."""
-    from ghostcrm.core.models import SystemSetting
-
     spec = get_spec(key)
     raw = SystemSetting.objects.filter(key=key).values_list("value", flat=True).first()
     return spec.default if raw is None else spec.parse(raw)

@@ -7,10 +7,11 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html_join
 
-from ghostcrm.core.admin_base import AuditedModelAdmin
+from ghostcrm.audit.services import Actor
+from ghostcrm.core.admin_base import AuditedModelAdmin, adopt_saved
 from ghostcrm.integrations.models import IntegrationPreference
 from ghostcrm.integrations.providers import PROVIDER_SPECS
-from ghostcrm.integrations.services import merge_secrets
+from ghostcrm.integrations.services import integration_preference_set, merge_secrets
 
 
 class WriteOnlyTextarea(forms.Textarea):
@@ -50,6 +51,7 @@ class IntegrationPreferenceForm(forms.ModelForm):
     def clean_secrets(self) -> dict[str, str]:
         updates = self.cleaned_data.get("secrets")
         stored = self.instance.secrets if isinstance(self.instance.secrets, dict) else {}
+        self.secret_updates: dict[str, str | None] = {}
         if updates in (None, {}):
             return dict(stored)
         if not isinstance(updates, dict) or not all(
@@ -59,12 +61,14 @@ class IntegrationPreferenceForm(forms.ModelForm):
                 'Enter a JSON object of secret names to text values, e.g. {"bot_token": "xoxb-…"}; '
                 "null removes a secret."
             )
+        self.secret_updates = updates
         return merge_secrets(stored, updates)
 
 
 @admin.register(IntegrationPreference)
 class IntegrationPreferenceAdmin(AuditedModelAdmin):
     form = IntegrationPreferenceForm
+    service_audited = True  # integration.preference_set (secret names only), with the admin user as actor
     list_display = ("organization", "provider", "enabled", "secret_names_display", "updated_at")
     list_filter = ("provider", "enabled")
     search_fields = ("organization__name", "organization__slug", "provider")
@@ -76,6 +80,22 @@ class IntegrationPreferenceAdmin(AuditedModelAdmin):
         ("Secrets (encrypted, write-only)", {"fields": ("secret_names_display", "secrets")}),
         ("Dates", {"fields": ("created_at", "updated_at")}),
     )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A preference is one organisation's choice for one provider: a change never moves it to another.
+        return (*self.readonly_fields, "organization", "provider") if obj is not None else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: IntegrationPreference, form: Any, change: bool) -> None:
+        saved = integration_preference_set(
+            organization_id=obj.organization_id,
+            provider=obj.provider,
+            actor=Actor.for_user(request.user),
+            enabled=obj.enabled,
+            settings=obj.settings,
+            secrets=getattr(form, "secret_updates", None) or None,
+            request=request,
+        )
+        adopt_saved(obj, saved)
 
     @admin.display(description="secrets set")
     def secret_names_display(self, obj: IntegrationPreference) -> str:

@@ -10,7 +10,7 @@ from django.db import IntegrityError, router, transaction
 from django.http import HttpRequest
 
 from ghostcrm.audit.services import Actor, audit_record, model_snapshot
-from ghostcrm.core.errors import Conflict, NotFound, ValidationError
+from ghostcrm.core.errors import Conflict, NotFound, ValidationError, full_clean_or_raise
 from ghostcrm.integrations.models import IntegrationPreference
 from ghostcrm.integrations.providers import PROVIDERS
 from tenants.models import Organization
@@ -45,15 +45,6 @@ def merge_secrets(existing: dict[str, str] | None, updates: dict[str, str | None
         else:
             merged[name] = value  # type: ignore[assignment]
     return merged
-
-
-def _full_clean(preference: IntegrationPreference) -> None:
-    try:
-        preference.full_clean()
-    except DjangoValidationError as exc:
-        fields = getattr(exc, "message_dict", {"__all__": exc.messages})
-        detail = " ".join(f"{field}: {' '.join(messages)}" for field, messages in fields.items())
-        raise ValidationError(f"The integration preference is not valid. {detail}", extra={"fields": fields}) from None
 
 
 def _organization(organization_id: uuid.UUID | str) -> Organization:
@@ -99,7 +90,7 @@ def integration_preference_set(
                 preference.settings = settings
             if secrets is not None:
                 preference.secrets = merge_secrets(preference.secrets, secrets)
-            _full_clean(preference)
+            full_clean_or_raise(preference)
             preference.save()
             changed = sorted(secrets or {})
             audit_record(
@@ -115,51 +106,4 @@ def integration_preference_set(
         raise Conflict(
             f"A {provider} preference for this organisation was created at the same moment; try again."
         ) from None
-    return preference
-
-
-def integration_secrets_rotate(
-    *,
-    organization_id: uuid.UUID | str,
-    provider: str,
-    secrets: dict[str, str],
-    actor: Actor,
-    request: HttpRequest | None = None,
-) -> IntegrationPreference:
-    """Replace all of a preference's credentials with a new complete set (e.g. after a token is reissued).
-
-    Every secret the provider requires must be in the new set, whether or not the integration is enabled;
-    names not given are dropped, so a leaked old credential does not linger.
-    """
-    _check_provider(provider)
-    _check_secret_values(secrets, allow_removal=False)
-    spec = PROVIDERS[provider]
-    missing = [key.name for key in spec.secrets if key.required and not secrets.get(key.name)]
-    if missing:
-        raise ValidationError(
-            f"A rotation must supply every required {spec.label} secret; missing: {', '.join(missing)}.",
-            extra={"fields": {"secrets": [f"{name} is required" for name in missing]}},
-        )
-    organization = _organization(organization_id)
-    with transaction.atomic(using=router.db_for_write(IntegrationPreference)):
-        preference = (
-            IntegrationPreference.objects.select_for_update()
-            .filter(organization=organization, provider=provider)
-            .first()
-        )
-        if preference is None:
-            raise NotFound(f"{organization} has no {spec.label} integration to rotate; set it up first.")
-        before = model_snapshot(preference)
-        preference.secrets = dict(secrets)
-        _full_clean(preference)
-        preference.save()
-        audit_record(
-            action="integration.secrets_rotate",
-            actor=actor,
-            target=preference,
-            before=before,
-            after=model_snapshot(preference),
-            message=f"secrets replaced: {', '.join(sorted(secrets))}",
-            request=request,
-        )
     return preference

@@ -59,6 +59,12 @@ DATA_ONLY_RUNPYTHON: dict[tuple[str, str, str], str] = {
         "django_rq.migrations.0003_alter_dashboard_permission_names.permission_migration.<locals>.migrate",
     ): "renames existing django-rq dashboard permissions; none exist until manage.py migrate creates them "
     "under the new names",
+    (
+        "audit",
+        "0002_keyed_chain_unlocked_append_archives",
+        "ghostcrm.audit.migrations.0002_keyed_chain_unlocked_append_archives.rekey_existing_chain",
+    ): "re-seals audit events written before the chain was keyed; a database built by these scripts has none "
+    "(an upgraded SQL Server database is migrated with manage.py migrate, which runs it)",
 }
 
 

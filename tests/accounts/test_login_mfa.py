@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 def _actions(user) -> list[str]:
     return list(
         AuditEvent.objects.filter(target_type="accounts.user", target_id=str(user.pk))
-        .order_by("sequence")
+        .order_by("id")
         .values_list("action", flat=True)
     )
 

@@ -82,9 +82,7 @@ def test_dunning_suspends_after_grace_and_payment_resumes(overdue, run_on_commit
         "Your GhostCRM service is active again",
     ]
     actions = list(
-        AuditEvent.objects.filter(action__startswith="billing.dunning")
-        .order_by("sequence")
-        .values_list("action", flat=True)
+        AuditEvent.objects.filter(action__startswith="billing.dunning").order_by("id").values_list("action", flat=True)
     )
     assert actions == [
         "billing.dunning.past_due",

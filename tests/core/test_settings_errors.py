@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    own = ("GHOSTCRM_", "SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "FIELD_ENCRYPTION_KEYS", "EMAIL_URL")
+    own = ("GHOSTCRM_", "SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "FIELD_ENCRYPTION_KEYS", "EMAIL_URL", "AUDIT_HMAC_KEYS")
     base = {k: v for k, v in os.environ.items() if not k.startswith(own)}
     base["DJANGO_SETTINGS_MODULE"] = "ghostcrm.settings"
     return subprocess.run(
@@ -44,6 +44,10 @@ def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         (
             {"GHOSTCRM_ENV": "staging", "SECRET_KEY": "x" * 60, "FIELD_ENCRYPTION_KEYS": "k"},
             "ALLOWED_HOSTS must be set when GHOSTCRM_ENV=staging",
+        ),
+        (
+            {"GHOSTCRM_ENV": "staging", "SECRET_KEY": "x" * 60, "FIELD_ENCRYPTION_KEYS": "k", "ALLOWED_HOSTS": "h"},
+            "AUDIT_HMAC_KEYS must be set when GHOSTCRM_ENV=staging",
         ),
     ],
 )
@@ -86,6 +90,7 @@ def test_production_passes_the_deploy_check() -> None:
         GHOSTCRM_ENV="production",
         SECRET_KEY="k" * 20 + "-Zq8#vR2!mW5@xT9$pL3^nB7&" + "j" * 30,
         FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        AUDIT_HMAC_KEYS="k1:" + "a" * 48,
         ALLOWED_HOSTS="control.ghostcrm.example",
         EMAIL_URL="smtp+tls://mailer:pw@smtp.example.com:587",
     )

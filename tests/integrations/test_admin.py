@@ -56,7 +56,8 @@ def test_add_stores_encrypted_secrets_and_audits(admin_session: Client, organiza
     assert response.status_code == 302, response.content.decode()[:2000]
     preference = IntegrationPreference.objects.get()
     assert preference.enabled and preference.secrets == SLACK_SECRETS and preference.settings == SLACK_SETTINGS
-    event = AuditEvent.objects.get(action="admin.add")
+    event = AuditEvent.objects.get()  # one event per admin add: the service's
+    assert event.action == "integration.preference_set" and event.actor_label == "root@ghostcrm.test"
     assert event.target_id == str(preference.pk) and event.organization_id == organization.pk
     assert event.after["secrets"] == "[redacted]" and event.after["secret_names"] == ["bot_token", "signing_secret"]
     assert SLACK_SECRETS["bot_token"] not in json.dumps(event.after)
@@ -78,7 +79,8 @@ def test_change_with_empty_secrets_keeps_them_and_a_partial_update_merges(
     assert response.status_code == 302
     slack.refresh_from_db()
     assert slack.secrets == SLACK_SECRETS and not slack.enabled
-    event = AuditEvent.objects.get(action="admin.change")
+    event = AuditEvent.objects.filter(action="integration.preference_set").latest("id")
+    assert not AuditEvent.objects.filter(action__startswith="admin.").exists()
     assert event.before["enabled"] is True and event.after["enabled"] is False
 
     new_token = "xoxb-7777777777-rotatedxxx"

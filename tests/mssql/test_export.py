@@ -18,7 +18,7 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.state import ProjectState
 
 from ghostcrm.mssql import export
-from ghostcrm.mssql.syntax import check_script
+from tests.mssql.syntax import check_script
 
 CANONICAL = Path(settings.MAIN_DATABASE_TSQL_DIR)
 REGENERATE = "python manage.py export_tsql"

@@ -15,9 +15,9 @@ from django.test.utils import isolate_apps
 
 from billing.models import Subscription
 from ghostcrm.audit.models import AuditChainHead, AuditEvent
-from ghostcrm.mssql import portability
 from ghostcrm.mssql.offline import OfflineDatabaseWrapper
 from tenants.models import Organization
+from tests.mssql import portability
 
 ROOT = Path(__file__).resolve().parents[2]
 

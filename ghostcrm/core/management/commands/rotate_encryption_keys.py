@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
-from tqdm import tqdm
 
 from ghostcrm.audit.services import Actor
 from ghostcrm.core.commands import ServiceCommand
 from ghostcrm.core.fields import describe_keys
+from ghostcrm.core.progress import Progress
 from ghostcrm.core.services import encrypted_fields, encrypted_values_count, encryption_keys_rotate
 
 
@@ -32,21 +31,11 @@ class Command(ServiceCommand):
                 f"Re-encrypting {total} value(s) in {len(fields)} encrypted field(s) "
                 f"({', '.join(f'{m._meta.label}.{f.name}' for m, f in fields) or 'none'}) with {describe_keys()}."
             )
-        interactive = sys.stderr.isatty()
-        with tqdm(total=total, unit="value", disable=not (verbose and interactive)) as bar:
-            done = 0
-
-            def advance(count: int) -> None:
-                nonlocal done
-                done += count
-                bar.update(count)
-                if verbose and not interactive:
-                    self.stdout.write(f"  {done}/{total} values checked")
-
+        with Progress(self.stderr, total=total, label="rotate_encryption_keys", unit="value", enabled=verbose) as bar:
             report = encryption_keys_rotate(
                 actor=Actor.system("manage.py rotate_encryption_keys"),
                 batch_size=options["batch_size"],
-                progress=advance,
+                progress=bar.advance,
             )
         for outcome in report.fields:
             if verbose:

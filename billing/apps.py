@@ -6,8 +6,6 @@ from typing import Any
 from django.apps import AppConfig
 from django.core.exceptions import ValidationError
 
-from ghostcrm.core.system_settings import SettingSpec, register
-
 
 def _validate_retry_days(value: Any) -> None:
     if not all(isinstance(day, int) and not isinstance(day, bool) and day >= 0 for day in value):
@@ -31,6 +29,10 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self) -> None:
+        # The settings registry reads models, importable only once the app registry is ready: ready() is
+        # Django's documented place for this import.
+        from ghostcrm.core.system_settings import SettingSpec, register  # noqa: PLC0415, RUF100
+
         register(
             SettingSpec(
                 key="billing.invoice_due_days",

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from rq.registry import BaseRegistry, DeferredJobRegistry, FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 
 from billing.models import UsageReading, WebhookEvent
+from ghostcrm.audit.archives import audit_archive
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor, audit_record
 from ghostcrm.core.errors import TransientError
@@ -169,6 +170,22 @@ def _clean_rq(ctx: Context) -> int:
     return expired
 
 
+# --- audit events: archived behind a signed checkpoint (ghostcrm.audit.archives), never silently dropped ----
+
+
+def _audit_days() -> int:
+    return int(setting_value("retention.audit_days"))
+
+
+def _archive_audit(ctx: Context) -> int:
+    result = audit_archive(older_than_days=_audit_days(), dry_run=False)
+    if result.events:
+        ctx.archives.append(
+            {"rule": "audit", "file": result.file_name, "rows": result.events, "sha256": result.file_sha256}
+        )
+    return result.events
+
+
 RULES: list[Rule] = [
     Rule(
         "ledger_failures",
@@ -205,6 +222,12 @@ RULES: list[Rule] = [
         "RQ registry entries past their own TTL (results, failures, abandoned starts)",
         _expired_rq,
         _clean_rq,
+    ),
+    Rule(
+        "audit",
+        "sealed audit events older than retention.audit_days, archived behind a signed checkpoint",
+        lambda ctx: audit_archive(older_than_days=_audit_days(), dry_run=True).events,
+        _archive_audit,
     ),
 ]
 

@@ -10,10 +10,14 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 
 from billing.models import UsageReading, WebhookEvent
-from ghostcrm.audit.models import AuditEvent
+from ghostcrm.audit.models import AuditArchive, AuditEvent
+from ghostcrm.audit.sealing import audit_seal
+from ghostcrm.audit.selectors import audit_chain_verify
+from ghostcrm.audit.services import audit_record
 from operations.models import RetentionRun
 from operations.services import retention
 from operations.storage import backups_storage
@@ -63,6 +67,7 @@ EXPECTED = {
     "webhook_events": 2,
     "usage_readings": 2,
     "rq_results": 0,
+    "audit": 0,
 }
 
 
@@ -118,3 +123,29 @@ def test_retention_command_json_and_policy(redis_conn: Any, capsys: Any) -> None
     call_command("retention", "policy")
     assert "usage_readings" in capsys.readouterr().out
     assert RetentionRun.objects.count() == 2
+
+
+@DB
+def test_audit_events_are_archived_behind_a_checkpoint_not_dropped(redis_conn: Any) -> None:
+    for n in range(4):  # retention.audit_days = 365
+        event = audit_record(action="tests.old", message=f"old {n}")
+        with connection.cursor() as cursor:  # the ORM refuses to change an event: dated back in SQL, before sealing
+            cursor.execute("UPDATE audit_auditevent SET occurred_at = %s WHERE id = %s", [days_ago(400), event.pk])
+    audit_record(action="tests.new", message="recent")
+    audit_seal()
+
+    dry = retention.retention_run(dry_run=True, now=NOW).run
+    assert dry.counts["audit"] == 4
+    assert AuditEvent.objects.filter(action="tests.old").count() == 4
+
+    real = retention.retention_run(dry_run=False, now=NOW).run
+    assert real.counts["audit"] == 4
+    assert not AuditEvent.objects.filter(action="tests.old").exists()
+    [archive] = [a for a in real.archives if a["rule"] == "audit"]
+    checkpoint = AuditArchive.objects.get()
+    assert (archive["file"], archive["sha256"]) == (checkpoint.file_name, checkpoint.file_sha256)
+    assert backups_storage().exists(checkpoint.file_name)
+    audit_seal()
+    report = audit_chain_verify()
+    assert report.ok, report.reason
+    assert report.first_sequence == 5  # the live log starts after the archived events

@@ -266,7 +266,7 @@ AXES_LOCKOUT_CALLABLE = "ghostcrm.accounts.lockout.lockout_response"
 # Behind reverse proxies: how many append to X-Forwarded-For. One setting for the lockout, the audit log and
 # session records (ghostcrm.core.http.client_ip); 0 = REMOTE_ADDR, the only safe value without a proxy.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
-AXES_CLIENT_IP_CALLABLE = "ghostcrm.accounts.lockout.client_ip"
+AXES_CLIENT_IP_CALLABLE = "ghostcrm.core.http.client_ip"  # the address the audit log records
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AXES_SENSITIVE_PARAMETERS = [
     *("password", "password1", "password2", "old_password", "new_password1", "new_password2", "code"),

@@ -11,7 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from ghostcrm.audit.services import client_ip
+from ghostcrm.core.http import client_ip
 from operations.services import health, metrics
 
 

@@ -10,12 +10,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 
 from billing.models import Invoice
 from billing.money import format_money
-from ghostcrm.core.errors import NotFound, ValidationError
+from ghostcrm.core.errors import NotFound, full_clean_or_raise
 
 
 def now_or(at: dt.datetime | None) -> dt.datetime:
@@ -24,12 +23,7 @@ def now_or(at: dt.datetime | None) -> dt.datetime:
 
 def clean_save(obj: Any, **save_kwargs: Any) -> None:
     """``full_clean`` then ``save``; model validation errors become our ValidationError with the fields."""
-    try:
-        obj.full_clean()
-    except DjangoValidationError as exc:
-        fields = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
-        text = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in fields.items())
-        raise ValidationError(f"Invalid {obj._meta.verbose_name}: {text}", extra={"fields": fields}) from None
+    full_clean_or_raise(obj)
     obj.save(**save_kwargs)
 
 

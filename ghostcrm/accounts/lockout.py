@@ -24,8 +24,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from ghostcrm.audit.services import client_ip as audit_client_ip
-
 
 def cooloff_for(failures: int) -> dt.timedelta:
     """How long ``failures`` failed attempts lock the (username, address) pair, counted from the last one."""
@@ -124,8 +122,3 @@ def lockout_response(
     if seconds:
         response["Retry-After"] = str(seconds)
     return response
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """AXES_CLIENT_IP_CALLABLE: the lockout counts per the same address the audit log records."""
-    return audit_client_ip(request)

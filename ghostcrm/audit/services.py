@@ -18,8 +18,6 @@ from rq import get_current_job
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.core.http import client_ip
 
-__all__ = ["Actor", "audit_record", "client_ip", "model_snapshot"]  # client_ip: re-exported for callers
-
 GENESIS_HASH = "0" * 64
 NUL_REPLACEMENT = "\ufffd"  # what a NUL in any audit field becomes
 REDACTED = "[redacted]"

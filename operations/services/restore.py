@@ -25,7 +25,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from ghostcrm.audit.services import Actor, audit_record
-from ghostcrm.core.errors import ApplicationError, Conflict, NotFound, ValidationError
+from ghostcrm.core.errors import ApplicationError, Conflict, NotFound, ValidationError, full_clean_or_raise
 from operations import selectors
 from operations.models import Backup, Outcome
 from operations.services import bundle, pg
@@ -203,7 +203,7 @@ def _restore_as_copy(backup: Backup, slug: str, params: dict[str, Any], actor: A
         activated_at=now,
         app_role_password=secrets.token_urlsafe(32),
     )
-    organization.full_clean()
+    full_clean_or_raise(organization)
     restore_into(
         backup=backup,
         target=organization.schema_name,

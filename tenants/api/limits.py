@@ -32,7 +32,8 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ghostcrm.audit.models import AuditEvent
-from ghostcrm.audit.services import Actor, audit_record, client_ip
+from ghostcrm.audit.services import Actor, audit_record
+from ghostcrm.core.http import client_ip
 
 logger = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from billing.management.commands._progress import progress_reporter
 from billing.models import WebhookEvent
 from billing.webhooks import webhook_event_process
 from ghostcrm.core.commands import ServiceCommand
 from ghostcrm.core.errors import ApplicationError, NotFound, ValidationError
+from ghostcrm.core.progress import Progress
 
 STATUSES = [choice for choice, _ in WebhookEvent.Status.choices]
 
@@ -45,18 +45,17 @@ class Command(ServiceCommand):
         if options["type"]:
             events = events.filter(type=options["type"])
         ids = list(events.values_list("pk", "event_id"))
-        step, close = progress_reporter(self.stdout, total=len(ids), label="replay")
         counts: dict[str, int] = {}
         failed: list[str] = []
-        for pk, event_id in ids:
-            # An unexpected error comes back as a failed event (recorded, logged): carry on with the others.
-            event = webhook_event_process(event_id=pk, force=True, raise_unexpected=False)
-            status = event.status
-            if status == WebhookEvent.Status.FAILED:
-                failed.append(f"{event_id}: {event.error}")
-            counts[status] = counts.get(status, 0) + 1
-            step(f"{event_id} {status}")
-        close()
+        with Progress(self.stdout, total=len(ids), label="replay", summary=False) as progress:
+            for pk, event_id in ids:
+                # An unexpected error comes back as a failed event (recorded, logged): carry on with the others.
+                event = webhook_event_process(event_id=pk, force=True, raise_unexpected=False)
+                status = event.status
+                if status == WebhookEvent.Status.FAILED:
+                    failed.append(f"{event_id}: {event.error}")
+                counts[status] = counts.get(status, 0) + 1
+                progress.advance(item=f"{event_id} {status}")
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing to replay"
         self.stdout.write(f"Replayed {len(ids)} event(s): {summary}.")
         for line in failed:

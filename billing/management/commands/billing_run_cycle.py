@@ -9,12 +9,19 @@ from django.core.management.base import CommandParser
 from django.utils import timezone
 
 from billing import services
-from billing.management.commands._progress import progress_reporter
 from ghostcrm.audit.services import Actor
 from ghostcrm.core.commands import ServiceCommand
 from ghostcrm.core.errors import ValidationError
+from ghostcrm.core.progress import Progress
 
 STEPS = ("usage", "renewals", "dunning")
+RUNS = {"usage": services.usage_readings_run, "renewals": services.renewals_run, "dunning": services.dunning_run}
+
+
+def _due(step: str, at: dt.datetime) -> int:
+    if step == "usage":
+        return len(services.usage_due())
+    return len((services.renewals_due if step == "renewals" else services.dunning_due)(at=at))
 
 
 class Command(ServiceCommand):
@@ -38,16 +45,8 @@ class Command(ServiceCommand):
         actor = Actor.system("billing_run_cycle")
         failed = 0
         for step in options["only"] or STEPS:
-            if step == "usage":
-                tick, close = progress_reporter(self.stdout, total=len(services.usage_due()), label="usage")
-                summary = services.usage_readings_run(actor=actor, at=at, progress=tick)
-            elif step == "renewals":
-                tick, close = progress_reporter(self.stdout, total=len(services.renewals_due(at=at)), label="renewals")
-                summary = services.renewals_run(actor=actor, at=at, progress=tick)
-            else:
-                tick, close = progress_reporter(self.stdout, total=len(services.dunning_due(at=at)), label="dunning")
-                summary = services.dunning_run(actor=actor, at=at, progress=tick)
-            close()
+            with Progress(self.stdout, total=_due(step, at), label=step, summary=False) as progress:
+                summary = RUNS[step](actor=actor, at=at, progress=lambda item: progress.advance(item=item))
             failed += summary.failed
             self.stdout.write(f"{step}: {summary}.")
             for error in summary.errors:

@@ -22,7 +22,7 @@ from ghostcrm.accounts.errors import MFAFailed, MFAThrottled
 from ghostcrm.accounts.models import User, UserSession
 from ghostcrm.accounts.services.sessions import user_sessions_revoke
 from ghostcrm.audit.services import Actor, audit_record
-from ghostcrm.core.errors import Conflict
+from ghostcrm.core.errors import Conflict, full_clean_or_raise
 
 BACKUP_CODE_COUNT = 10
 
@@ -67,7 +67,7 @@ def mfa_enrolment_device(*, user: User) -> TOTPDevice:
     device = selectors.user_totp_device(user=user, confirmed=False)
     if device is None:
         device = TOTPDevice(user=user, name="authenticator app", confirmed=False)
-        device.full_clean()
+        full_clean_or_raise(device)
         device.save()
     return device
 

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from ghostcrm.accounts import selectors
 from ghostcrm.accounts.models import User, UserSession
-from ghostcrm.audit.services import Actor, audit_record, client_ip
+from ghostcrm.audit.services import Actor, audit_record
+from ghostcrm.core.http import client_ip
 
 # Session keys (values are POSIX timestamps so any session serializer stores them).
 AUTH_AT_SESSION_KEY = "_gc_auth_at"

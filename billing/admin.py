@@ -42,7 +42,7 @@ from billing.webhooks import webhook_event_process
 from ghostcrm.audit.services import Actor
 from ghostcrm.core.admin_base import AuditedModelAdmin, ReadOnlyAdminMixin
 from ghostcrm.core.errors import ApplicationError, ValidationError
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 
 
 def _run(request: HttpRequest, label: str, call: Any) -> bool:

@@ -65,7 +65,7 @@ def live_subscription(*, organization_id: uuid.UUID | str) -> Subscription | Non
 def plan_limits(organization_id: uuid.UUID | str) -> PlanLimits | None:
     """The limits the CRM enforces for an organisation: from its live subscription's plan, else from the
     plan named by ``Organization.plan_code``; ``None`` when it has neither (no limits known)."""
-    from tenants.models import Organization
+    from ghostcrm.organizations.models import Organization
 
     subscription = live_subscription(organization_id=organization_id)
     if subscription is not None:

@@ -81,7 +81,7 @@ def customer_ensure(
     *, organization_id: uuid.UUID | str, actor: Actor, email: str | None = None, request: HttpRequest | None = None
 ) -> Customer:
     """The organisation's billing customer, created on first use with the organisation's admin e-mail."""
-    from tenants.models import Organization
+    from ghostcrm.organizations.models import Organization
 
     customer = Customer.objects.filter(organization_id=organization_id).first()
     if customer is not None:
@@ -1270,8 +1270,8 @@ def dunning_run(*, actor: Actor, at: dt.datetime | None = None, progress: Any = 
 
 def usage_reading_take(*, organization_id: uuid.UUID | str, at: dt.datetime | None = None) -> UsageReading:
     """Count active CRM users and live contacts in the organisation's schema and store the reading."""
+    from ghostcrm.organizations.models import Organization
     from tenants.db import tenant_schema
-    from tenants.models import Organization
     from tenants.schema_names import validate_schema_name
 
     at = _now(at)
@@ -1308,7 +1308,7 @@ def usage_reading_take(*, organization_id: uuid.UUID | str, at: dt.datetime | No
 
 def usage_due() -> list[uuid.UUID]:
     """The organisations a usage run reads: every active one, oldest first."""
-    from tenants.models import Organization
+    from ghostcrm.organizations.models import Organization
 
     return list(Organization.objects.filter(status="active").order_by("created_at").values_list("pk", flat=True))
 

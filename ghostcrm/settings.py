@@ -85,6 +85,7 @@ SHARED_APPS = [
     "django_otp.plugins.otp_static",
     "ghostcrm.accounts",
     "ghostcrm.audit",
+    "ghostcrm.organizations",
     "ghostcrm.integrations",
     "tenants",
     "tenants.engine",

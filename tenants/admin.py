@@ -24,8 +24,9 @@ from ghostcrm.audit.services import Actor
 from ghostcrm.core.admin_base import AuditedModelAdmin, ReadOnlyAdminMixin
 from ghostcrm.core.errors import ApplicationError
 from ghostcrm.core.errors import ValidationError as AppValidationError
+from ghostcrm.organizations.models import Organization
 from tenants import keys, selectors, services
-from tenants.models import Operation, Organization, ProvisioningDashboard, ServiceKey
+from tenants.models import Operation, ProvisioningDashboard, ServiceKey
 
 Status = Organization.Status
 BADGE_COLOURS: dict[str, str] = {
@@ -198,7 +199,7 @@ class OrganizationAdmin(AuditedModelAdmin):
         return False  # organisations leave through deprovisioning, never a bare delete
 
     def has_lifecycle_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.has_perm("tenants.lifecycle_organization"))
+        return bool(request.user.has_perm("organizations.lifecycle_organization"))
 
     def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
         if change:

@@ -39,10 +39,11 @@ from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor, audit_record
 from ghostcrm.core.errors import ApplicationError, Conflict, NotFound, TransientError, ValidationError
 from ghostcrm.core.system_settings import setting_value
+from ghostcrm.organizations.models import Organization
+from ghostcrm.organizations.schema_names import validate_schema_name
 from tenants import selectors, services
 from tenants.db import tenant_connection
-from tenants.models import Domain, Operation, Organization, Tenant
-from tenants.schema_names import validate_schema_name
+from tenants.models import Domain, Operation, Tenant
 
 logger = logging.getLogger(__name__)
 Status = Organization.Status

@@ -9,8 +9,8 @@ from typing import Any
 
 from psycopg import sql
 
+from ghostcrm.organizations.schema_names import validate_schema_name
 from tenants.db import tenant_connection
-from tenants.schema_names import validate_schema_name
 
 
 def _app_role(schema: str) -> str:

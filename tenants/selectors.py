@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from billing.models import Plan
 from ghostcrm.core.errors import NotFound, ValidationError
-from tenants.models import Operation, Organization
+from ghostcrm.organizations.models import Organization
+from tenants.models import Operation
 
 Status = Organization.Status
 

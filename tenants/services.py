@@ -24,9 +24,10 @@ from django.utils.text import slugify
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor, audit_record, model_snapshot
 from ghostcrm.core.errors import ApplicationError, Conflict, NotFound, TransientError, ValidationError
+from ghostcrm.organizations.models import Organization
+from ghostcrm.organizations.schema_names import schema_name_from_slug, validate_schema_name
 from tenants import selectors
-from tenants.models import IdempotencyRecord, Operation, Organization
-from tenants.schema_names import schema_name_from_slug, validate_schema_name
+from tenants.models import IdempotencyRecord, Operation
 
 logger = logging.getLogger(__name__)
 Status = Organization.Status

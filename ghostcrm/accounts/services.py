@@ -532,7 +532,7 @@ def invitation_create(
     if role == InvitationRole.TENANT_ADMIN:
         if organization_id is None:
             raise ValidationError("A tenant_admin invitation needs the organisation it administers.")
-        from tenants.models import Organization
+        from ghostcrm.organizations.models import Organization
 
         if not Organization.objects.filter(pk=organization_id).exists():
             raise NotFound(f"There is no organisation {organization_id}.")

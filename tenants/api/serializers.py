@@ -5,7 +5,8 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
-from tenants.models import Operation, Organization
+from ghostcrm.organizations.models import Organization
+from tenants.models import Operation
 
 # The seed's triggerClientProvisioning({clientId, ...}) passes the caller's own id. The API does not take it:
 # the control plane assigns the organisation's UUID (returned as ``id``), and a caller that wants its retries

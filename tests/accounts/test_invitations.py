@@ -43,7 +43,7 @@ def _accept(client, token, email="new.person@example.com", password=NEW_PASSWORD
 
 @pytest.fixture
 def organization():
-    from tenants.models import Organization
+    from ghostcrm.organizations.models import Organization
 
     org = Organization(name="Acme Ltd", slug="acme-ltd", admin_email="ceo@acme.test")
     org.full_clean()
@@ -316,7 +316,7 @@ def test_admin_invites_resends_and_revokes_in_bulk(admin_session, super_admin):
 
 
 def test_admin_shows_the_organisation_by_name_linked_to_its_page(admin_session, super_admin, organization):
-    from tenants.models import Organization
+    from ghostcrm.organizations.models import Organization
 
     organization.name = "Acme <b>& Sons</b>"
     organization.save(update_fields=["name"])
@@ -328,7 +328,7 @@ def test_admin_shows_the_organisation_by_name_linked_to_its_page(admin_session, 
     _invite(email="orphan@example.com", role="tenant_admin", organization_id=gone_org.pk)
     Organization.objects.filter(pk=gone_org.pk).delete()  # no foreign key: the invitation keeps the bare UUID
 
-    org_url = reverse("admin:tenants_organization_change", args=[organization.pk])
+    org_url = reverse("admin:organizations_organization_change", args=[organization.pk])
     linked = f'<a href="{org_url}">Acme &lt;b&gt;&amp; Sons&lt;/b&gt;</a>'
     page = admin_session.get(reverse("admin:accounts_invitation_changelist")).content.decode()
     assert linked in page

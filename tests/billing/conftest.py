@@ -11,7 +11,7 @@ import pytest
 
 from billing.models import Plan, PlanTier, Product, TaxRate
 from ghostcrm.audit.services import Actor
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 ACTOR = Actor.system("tests")

@@ -14,7 +14,7 @@ from ghostcrm.integrations.models import IntegrationPreference
 from ghostcrm.integrations.providers import PROVIDERS, validate_preference
 from ghostcrm.integrations.selectors import integration_preference_get, integration_preferences_enabled
 from ghostcrm.integrations.services import integration_preference_set, integration_secrets_rotate
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 from tests.integrations.conftest import SLACK_SECRETS, SLACK_SETTINGS
 
 pytestmark = pytest.mark.django_db

@@ -12,8 +12,8 @@ from rq import SimpleWorker
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
 from ghostcrm.audit.services import Actor
+from ghostcrm.organizations.models import Organization
 from tenants import services
-from tenants.models import Organization
 from tests.support import tenant_conninfo
 
 ACTOR = Actor.system("test")

@@ -12,16 +12,17 @@ from rest_framework.test import APIClient
 
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor
+from ghostcrm.organizations.models import Organization
 from tenants import services
 from tenants.admin import time_to_active_chart
 from tenants.keys import KEY_RE
-from tenants.models import Operation, Organization, ServiceKey
+from tenants.models import Operation, ServiceKey
 from tenants.selectors import percentile, provisioning_dashboard
 from tests.billing.conftest import make_plan
 
 pytestmark = pytest.mark.django_db
-CHANGELIST = reverse("admin:tenants_organization_changelist")
-ADD = reverse("admin:tenants_organization_add")
+CHANGELIST = reverse("admin:organizations_organization_changelist")
+ADD = reverse("admin:organizations_organization_add")
 DASHBOARD = reverse("admin:tenants_provisioning_dashboard")
 
 
@@ -155,7 +156,9 @@ def test_change_page_shows_operations_inline_with_durations_and_errors(admin_ses
                                      step="provision")  # fmt: skip
     services.organization_transition(organization_id=organization.pk, to_status="failed", actor=Actor.system("t"),
                                      step="fail", error="001_client_schema_template.pgsql failed")  # fmt: skip
-    page = admin_session.get(reverse("admin:tenants_organization_change", args=[organization.pk])).content.decode()
+    page = admin_session.get(
+        reverse("admin:organizations_organization_change", args=[organization.pk])
+    ).content.decode()
     assert "001_client_schema_template.pgsql failed" in page and "0 ms" in page and "provision" in page
 
 

@@ -16,7 +16,7 @@ from django.core.management.base import CommandError
 from django.db import connections
 from django.test import override_settings
 
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 from tests.billing.conftest import make_plan
 from tests.tenants.test_faults import wait_for
 from tests.tenants.test_provisioning import assert_fully_provisioned

@@ -12,9 +12,10 @@ from rest_framework.test import APIClient
 
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor
+from ghostcrm.organizations.models import Organization
 from tenants import roles, services
 from tenants.keys import service_key_create
-from tenants.models import Operation, Organization
+from tenants.models import Operation
 
 pytestmark = pytest.mark.django_db
 ACTIONS = ("suspend", "resume", "deprovision")
@@ -24,7 +25,7 @@ def _via_admin(admin_session: Any) -> Callable[[Organization, str], None]:
     def run(organization: Organization, action: str) -> None:
         data = {"action": f"{action}_selected", "_selected_action": [str(organization.pk)], "confirm": "yes",
                 "reason": f"{action} by hand"}  # fmt: skip
-        assert admin_session.post(reverse("admin:tenants_organization_changelist"), data).status_code == 302
+        assert admin_session.post(reverse("admin:organizations_organization_changelist"), data).status_code == 302
 
     return run
 

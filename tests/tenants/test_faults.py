@@ -17,8 +17,9 @@ from django.conf import settings
 from django.db import connections
 
 from ghostcrm.core.models import SystemSetting
+from ghostcrm.organizations.models import Organization
 from tenants import provisioning, services
-from tenants.models import Operation, Organization
+from tenants.models import Operation
 from tests.tenants.conftest import ACTOR, tenant_query
 from tests.tenants.test_provisioning import assert_fully_provisioned, schemas_like
 

@@ -15,8 +15,9 @@ from django.utils import timezone
 
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.core.models import SystemSetting
+from ghostcrm.organizations.models import Organization
 from tenants import provisioning
-from tenants.models import Domain, Operation, Organization, Tenant
+from tenants.models import Domain, Operation, Tenant
 from tests.tenants.conftest import tenant_query
 from tests.tenants.test_provisioning import STEPS, assert_fully_provisioned, schemas_like
 

@@ -9,8 +9,9 @@ import pytest
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor
 from ghostcrm.core.errors import Conflict, ValidationError
+from ghostcrm.organizations.models import Organization
 from tenants import services
-from tenants.models import IdempotencyRecord, Operation, Organization
+from tenants.models import IdempotencyRecord, Operation
 from tests.billing.conftest import make_plan
 
 pytestmark = pytest.mark.django_db

@@ -11,8 +11,9 @@ from django.conf import settings
 from django.core import mail
 
 from ghostcrm.audit.models import AuditEvent
+from ghostcrm.organizations.models import Organization
 from tenants.engine.services import tenant_roles
-from tenants.models import Domain, Operation, Organization, Tenant
+from tenants.models import Domain, Operation, Tenant
 from tests.billing.conftest import make_plan
 from tests.tenants.conftest import TEMPLATES, tenant_query
 

@@ -15,9 +15,10 @@ from django.utils import timezone
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.core.errors import Conflict
 from ghostcrm.core.models import SystemSetting
+from ghostcrm.organizations.models import Organization
 from tenants import provisioning, services
 from tenants.engine.services import tenant_roles
-from tenants.models import Domain, Organization, Tenant
+from tenants.models import Domain, Tenant
 from tests.support import tenant_conninfo
 from tests.tenants.conftest import ACTOR, tenant_query
 

@@ -7,9 +7,10 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from ghostcrm.core.commands import ServiceCommand
+from ghostcrm.organizations.models import Organization
 from tenants import services
 from tenants.management.commands._cli import cli_actor
-from tenants.models import Operation, Organization
+from tenants.models import Operation
 
 Status = Organization.Status
 

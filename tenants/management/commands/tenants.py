@@ -6,10 +6,10 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from ghostcrm.core.commands import ServiceCommand
+from ghostcrm.organizations.models import Organization
 from tenants import provisioning, selectors, services
 from tenants.api.serializers import OperationSerializer, OrganizationSerializer
 from tenants.management.commands._cli import cli_actor
-from tenants.models import Organization
 
 LIFECYCLE = services.LIFECYCLE_ACTIONS
 

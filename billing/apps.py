@@ -29,7 +29,14 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self) -> None:
+        from billing import tenant_plans
         from ghostcrm.core.system_settings import SettingSpec, register
+        from tenants import plans
+
+        # Tenants sits below billing: it asks for plans through these callables, never billing's models.
+        plans.register(
+            active_plan_choices=tenant_plans.active_plan_choices, live_plan_names=tenant_plans.live_plan_names
+        )
 
         register(
             SettingSpec(

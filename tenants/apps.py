@@ -38,6 +38,6 @@ class TenantsConfig(AppConfig):
             ),
         )
         from ghostcrm.accounts.signals import invitation_accepted
-        from tenants.provisioning import invitation_accepted_receiver
+        from tenants.provisioning.receivers import invitation_accepted_receiver
 
         invitation_accepted.connect(invitation_accepted_receiver, dispatch_uid="tenants.invitation_accepted")

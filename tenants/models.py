@@ -62,6 +62,8 @@ class Operation(models.Model):
         SUCCESS = "success", "Success"
         FAILURE = "failure", "Failure"
         SKIPPED = "skipped", "Skipped"
+        # A run killed mid-step left it running; the reconciler closed it.
+        ABANDONED = "abandoned", "Abandoned"
 
     id = models.BigAutoField(primary_key=True)
     organization = models.ForeignKey(

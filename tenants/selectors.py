@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import django_rq
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
+from redis.exceptions import RedisError
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-from billing.models import Plan
 from ghostcrm.core.errors import NotFound, ValidationError
 from ghostcrm.organizations.models import Organization
+from tenants import plans
 from tenants.models import Operation
 
 Status = Organization.Status
@@ -45,10 +49,32 @@ def organization_list(*, status: str | None = None) -> QuerySet[Organization]:
     return queryset
 
 
+IDENTIFIER_FORMS = "a slug (acme-corp), a schema name (acme_corp) or an id (a UUID)"
+
+
+def organization_resolve(*, identifier: str) -> Organization:
+    """The organisation named by its slug, its schema name or its id, whichever ``identifier`` is.
+
+    Every command takes all three, so an operator can paste what any page or log shows.
+    """
+    value = (identifier or "").strip()
+    query = Q(slug=value) | Q(schema_name=value)
+    with contextlib.suppress(ValueError):  # not an id: a slug or a schema name
+        query |= Q(pk=uuid.UUID(value))
+    organization = Organization.objects.filter(query).first() if value else None
+    if organization is None:
+        raise NotFound(f"There is no organisation {value!r}; give {IDENTIFIER_FORMS}.", code="organization_not_found")
+    return organization
+
+
 def active_plan_choices() -> list[tuple[str, str]]:
     """The billing plans a new organisation may be given: ``(code, "Name (code)")`` of active plans, by code."""
-    rows = Plan.objects.filter(active=True).order_by("code").values_list("code", "name")
-    return [(code, f"{name} ({code})") for code, name in rows]
+    return plans.active_plan_choices()
+
+
+def live_plan_names(*, organization_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Each organisation's live subscription's plan name (from billing); organisations without one are left out."""
+    return plans.live_plan_names(organization_ids)
 
 
 def operation_get(*, operation_id: int | str) -> Operation:
@@ -131,10 +157,6 @@ def provisioning_dashboard(*, now: dt.datetime | None = None) -> DashboardStats:
 
 def queue_state() -> dict[str, Any]:
     """Depth and registries of the provisioning queue; ``error`` when Redis cannot be reached."""
-    import django_rq
-    from redis.exceptions import RedisError
-    from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
-
     try:
         queue = django_rq.get_queue("provisioning")
         return {

@@ -16,6 +16,7 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
+from ghostcrm.audit.models import AuditEvent
 from ghostcrm.core.models import SystemSetting
 from ghostcrm.organizations.models import Organization
 from tenants import provisioning, services
@@ -46,29 +47,25 @@ def database_url(alias: str) -> str:
     return f"postgres://{auth}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{params['NAME']}"
 
 
-def start_worker(hold: str) -> subprocess.Popen[bytes]:
-    """A real worker process (``manage.py rqworker --burst``, single process) on this test's databases."""
+def start_worker(hold: str, folder: Path) -> subprocess.Popen[bytes]:
+    """A real worker process (RQ's burst mode, single process) on this test's databases, pausing at ``hold``
+    ("started:templates", "finished:schema") through a step hook (``tests/tenants/hold_worker.py``)."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "ghostcrm.settings_test",
         "MAIN_DATABASE_URL": database_url("default"),
         "TENANT_DATABASE_URL": database_url(settings.TENANT_DB_ALIAS),
         "REDIS_URL": settings.RQ_QUEUES["provisioning"]["URL"],
-        "GHOSTCRM_PROVISION_HOLD": hold,
     }
-    command = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "rqworker", "provisioning", "--burst",
-               "--worker-class", "rq.SimpleWorker"]  # fmt: skip
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [sys.executable, "-m", "tests.tenants.hold_worker", hold, str(folder)]
+    return subprocess.Popen(command, env=env, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-@TENANT_DB
-def test_worker_killed_mid_job_is_finished_by_the_reconciler_without_a_half_schema(
-    tmp_path: Path, run_worker: Callable[[], int], request_organization: Callable[..., Organization]
-) -> None:
-    organization = request_organization()
-    worker = start_worker(f"schema:{tmp_path}")
+def kill_worker_at(hold: str, folder: Path) -> None:
+    """Start a worker, wait until it reaches ``hold``, and kill it there with SIGKILL."""
+    worker = start_worker(hold, folder)
     try:
-        pid = int(wait_for(lambda: (tmp_path / "reached").exists() and (tmp_path / "reached").read_text(),
+        pid = int(wait_for(lambda: (folder / "reached").exists() and (folder / "reached").read_text(),
                            what="the worker to reach the hold point"))  # fmt: skip
         assert pid == worker.pid
         os.kill(pid, signal.SIGKILL)
@@ -77,6 +74,37 @@ def test_worker_killed_mid_job_is_finished_by_the_reconciler_without_a_half_sche
         if worker.poll() is None:
             worker.kill()
             worker.wait()
+
+
+@TENANT_DB
+def test_a_step_left_running_by_a_killed_worker_is_closed_as_abandoned_by_the_reconciler(
+    tmp_path: Path, run_worker: Callable[[], int], request_organization: Callable[..., Organization]
+) -> None:
+    organization = request_organization()
+    kill_worker_at("started:templates", tmp_path)
+    running = Operation.objects.get(organization=organization, step="templates")
+    assert running.outcome == "running" and running.finished_at is None
+    wait_for(
+        lambda: not tenant_query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s",
+                                 [provisioning.ADVISORY_NAMESPACE]),
+        what="the killed worker's lock to be released",
+    )  # fmt: skip
+    SystemSetting.objects.create(key="provisioning.stuck_after_minutes", value="0")
+    assert provisioning.organizations_reconcile()["requeued"] == 1
+    running.refresh_from_db()
+    assert running.outcome == "abandoned" and running.finished_at is not None
+    assert AuditEvent.objects.filter(action="organization.operations_abandoned", organization_id=organization.pk)
+    run_worker()
+    assert_fully_provisioned(organization)
+    assert not Operation.objects.filter(organization=organization, outcome="running").exists()
+
+
+@TENANT_DB
+def test_worker_killed_mid_job_is_finished_by_the_reconciler_without_a_half_schema(
+    tmp_path: Path, run_worker: Callable[[], int], request_organization: Callable[..., Organization]
+) -> None:
+    organization = request_organization()
+    kill_worker_at("finished:schema", tmp_path)
 
     # Killed after the schema step: the schema exists, no template is applied, the organisation is stuck.
     organization.refresh_from_db()
@@ -110,7 +138,7 @@ def test_a_busy_organisation_is_left_to_the_worker_holding_its_lock(
 
     organization = request_organization()
     with psycopg.connect(**tenant_conninfo()) as other:  # another worker's session holding the lock
-        key = provisioning._lock_key(organization.pk)
+        key = provisioning.lock_key(organization.pk)
         other.execute("SELECT pg_advisory_lock(%s, %s)", [provisioning.ADVISORY_NAMESPACE, key])
         assert provisioning.organization_provision(organization_id=str(organization.pk)) == "busy"
         organization.refresh_from_db()

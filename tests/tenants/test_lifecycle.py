@@ -172,35 +172,83 @@ def test_retry_moves_failed_back_to_pending_and_refuses_active() -> None:
         services.organization_retry(organization_id=organization.pk, actor=ACTOR)
 
 
-@pytest.mark.django_db
-def test_a_tenant_database_fault_during_suspend_or_resume_is_a_sentence_and_changes_nothing(
+@pytest.mark.django_db(transaction=True)
+def test_a_tenant_database_fault_after_suspend_or_resume_keeps_the_status_records_it_and_says_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from django.db import OperationalError
+    from django.db import OperationalError, transaction
 
     from ghostcrm.core.errors import TransientError
-    from tenants import roles
+    from tenants import queue, roles
+
+    touched: list[bool] = []
 
     def down(*, schema: str) -> None:
+        # Runs after the commit: outside the main transaction, so its row lock is already released.
+        touched.append(transaction.get_connection().in_atomic_block)
         raise OperationalError("connection to server at 127.0.0.1 failed")
 
+    monkeypatch.setattr(queue, "enqueue", lambda func, organization_id: "job-1")
     organization = services.organization_request(name="ACME Corp", admin_email="a@acme.test", actor=ACTOR)
     Organization.objects.filter(pk=organization.pk).update(status="active")
     monkeypatch.setattr(roles, "app_role_disable", down)
-    with pytest.raises(TransientError, match="Could not revoke the tenant's login") as caught:
+    with pytest.raises(TransientError, match="could not revoke its login") as caught:
         services.organization_suspend(organization_id=organization.pk, actor=ACTOR, reason="unpaid")
     assert caught.value.code == "tenant_database_unavailable" and caught.value.http_status == 503
-    organization.refresh_from_db()
-    assert organization.status == "active"
-    assert not Operation.objects.filter(organization=organization, step="suspend").exists()
-    assert not AuditEvent.objects.filter(action="organization.suspend").exists()
-
-    Organization.objects.filter(pk=organization.pk).update(status="suspended")
-    monkeypatch.setattr(roles, "app_role_enable", down)
-    with pytest.raises(TransientError, match="Could not restore the tenant's login"):
-        services.organization_resume(organization_id=organization.pk, actor=ACTOR, reason="paid")
+    assert touched == [False]
     organization.refresh_from_db()
     assert organization.status == "suspended"
+    assert Operation.objects.filter(organization=organization, step="suspend", outcome="success").exists()
+    sync = Operation.objects.get(organization=organization, step="login_sync")
+    assert sync.outcome == "failure" and "connection to server" in sync.error
+    assert AuditEvent.objects.filter(action="organization.login_sync", outcome="failure").count() == 1
+
+    monkeypatch.setattr(roles, "app_role_enable", down)
+    with pytest.raises(TransientError, match="could not restore its login"):
+        services.organization_resume(organization_id=organization.pk, actor=ACTOR, reason="paid")
+    organization.refresh_from_db()
+    assert organization.status == "active"
+    assert Operation.objects.filter(organization=organization, step="login_sync", outcome="failure").count() == 2
+
+
+def test_suspending_a_suspended_organisation_is_a_conflict() -> None:
+    organization = _request()
+    Organization.objects.filter(pk=organization.pk).update(status="suspended")
+    with pytest.raises(Conflict) as caught:
+        services.organization_suspend(organization_id=organization.pk, actor=ACTOR, reason="again")
+    assert (caught.value.code, caught.value.http_status) == ("already_suspended", 409)
+    assert not AuditEvent.objects.filter(action="organization.suspend").exists()
+
+
+def test_a_tenant_database_unreachable_at_job_start_is_a_transient_failure_then_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import psycopg
+
+    from tenants import queue
+    from tenants.provisioning import runner
+
+    def unreachable(organization_id: object) -> None:
+        raise psycopg.OperationalError("connection to server at 127.0.0.1, port 5433 failed: Connection refused")
+
+    organization = _request()
+    monkeypatch.setattr(runner, "lock_acquire", unreachable)
+    monkeypatch.setattr(queue, "retries_left", lambda: 1)
+    with pytest.raises(psycopg.OperationalError):
+        runner.organization_provision(organization_id=str(organization.pk), job_id="job-1")
+    organization.refresh_from_db()
+    assert organization.status == Status.PENDING
+    assert organization.last_error.startswith("Transient error, will retry: connection to server")
+    start = Operation.objects.get(organization=organization, step="start")
+    assert (start.outcome, start.job_id) == ("failure", "job-1") and "Connection refused" in start.error
+
+    monkeypatch.setattr(queue, "retries_left", lambda: 0)  # the last try
+    with pytest.raises(psycopg.OperationalError):
+        runner.organization_provision(organization_id=str(organization.pk), job_id="job-1")
+    organization.refresh_from_db()
+    assert organization.status == Status.FAILED
+    assert organization.last_error.startswith("Gave up after repeated transient errors: connection to server")
+    assert Operation.objects.filter(organization=organization, step="start", outcome="failure").count() == 2
 
 
 @pytest.mark.django_db(databases=["default", "tenants"])
@@ -209,17 +257,18 @@ def test_deprovisioning_records_the_export_as_an_operation_failed_or_done(
 ) -> None:
     from ghostcrm.core.errors import TransientError
     from tenants import provisioning, roles
+    from tenants.provisioning import backups
 
     organization = services.organization_request(name="ACME Corp", admin_email="a@acme.test", actor=ACTOR)
     Organization.objects.filter(pk=organization.pk).update(status="active")
     services.organization_deprovision(organization_id=organization.pk, actor=ACTOR, reason="contract ended")
-    monkeypatch.setattr(provisioning, "_schema_exists", lambda schema: True)
+    monkeypatch.setattr(backups, "schema_exists", lambda schema: True)
     monkeypatch.setattr(roles, "app_role_disable", lambda *, schema: 0)
 
     def broken_dump(*, schema: str, destination: Any = None) -> Any:
         raise TransientError("pg_dump of schema 'acme_corp' failed: disk full")
 
-    monkeypatch.setattr(provisioning, "schema_export", broken_dump)
+    monkeypatch.setattr(backups, "schema_export", broken_dump)
     with pytest.raises(TransientError):
         provisioning.organization_deprovision_run(organization_id=str(organization.pk), job_id="job-9")
     failed = Operation.objects.get(organization=organization, step="export")
@@ -229,7 +278,7 @@ def test_deprovisioning_records_the_export_as_an_operation_failed_or_done(
     assert organization.status == "deprovisioning"  # the reconciler or a retry runs it again
 
     dump = tmp_path / "acme_corp.sql"
-    monkeypatch.setattr(provisioning, "schema_export", lambda *, schema, destination=None: dump)
+    monkeypatch.setattr(backups, "schema_export", lambda *, schema, destination=None: dump)
     assert provisioning.organization_deprovision_run(organization_id=str(organization.pk)) == "deleted"
     done = Operation.objects.get(organization=organization, step="export", outcome="success")
     assert done.attempt == 2 and str(dump) in done.message

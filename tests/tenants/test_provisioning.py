@@ -14,6 +14,7 @@ from ghostcrm.audit.models import AuditEvent
 from ghostcrm.organizations.models import Organization
 from tenants.engine.services import tenant_roles
 from tenants.models import Domain, Operation, Tenant
+from tenants.provisioning import steps
 from tests.billing.conftest import make_plan
 from tests.tenants.conftest import TEMPLATES, tenant_query
 
@@ -102,14 +103,14 @@ def test_duplicate_jobs_and_a_rerun_leave_one_schema_and_one_invitation(
     run_worker: Callable[[], int], request_organization: Callable[..., Organization]
 ) -> None:
     from ghostcrm.accounts.models import Invitation
-    from tenants import jobs
+    from tenants import queue
 
     organization = request_organization()
-    jobs.enqueue(jobs.organization_provision_job, str(organization.pk))  # a duplicate of the on-commit job
+    queue.enqueue(queue.PROVISION_JOB, str(organization.pk))  # a duplicate of the on-commit job
     assert run_worker() == 2
     assert_fully_provisioned(organization)
     # Re-running the steps on an active organisation changes nothing.
-    jobs.enqueue(jobs.organization_provision_job, str(organization.pk))
+    queue.enqueue(queue.PROVISION_JOB, str(organization.pk))
     run_worker()
     assert_fully_provisioned(organization)
     assert Invitation.objects.filter(organization_id=organization.pk).count() == 1
@@ -154,10 +155,9 @@ def test_transient_errors_are_retried_and_the_last_attempt_marks_failed(
     run_worker: Callable[[], int], request_organization: Callable[..., Organization], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ghostcrm.core.errors import TransientError
-    from tenants import provisioning
 
     calls: list[str] = []
-    real = provisioning._step_templates
+    real = steps.step_templates
 
     def flaky(organization: Organization) -> str:
         calls.append(organization.slug)
@@ -165,9 +165,7 @@ def test_transient_errors_are_retried_and_the_last_attempt_marks_failed(
             raise TransientError("the tenant database restarted")
         return real(organization)
 
-    monkeypatch.setattr(
-        provisioning, "STEPS", tuple((n, flaky if n == "templates" else f) for n, f in provisioning.STEPS)
-    )
+    monkeypatch.setattr(steps, "STEPS", tuple((n, flaky if n == "templates" else f) for n, f in steps.STEPS))
     organization = request_organization()
     run_worker()
     assert len(calls) == 2
@@ -178,7 +176,7 @@ def test_transient_errors_are_retried_and_the_last_attempt_marks_failed(
     def always(organization: Organization) -> str:
         raise TransientError("still down")
 
-    monkeypatch.setattr(provisioning, "STEPS", (("registry", always),))
+    monkeypatch.setattr(steps, "STEPS", (("registry", always),))
     other = request_organization(name="Beta Ltd", email="admin@beta.test")
     run_worker()
     other.refresh_from_db()
@@ -224,12 +222,12 @@ def test_a_job_timeout_marks_the_organisation_failed_with_the_reason(
     from rq.timeouts import JobTimeoutException
 
     from ghostcrm.core.models import SystemSetting
-    from tenants import jobs, provisioning
+    from tenants import queue
 
     def stuck(organization: Organization) -> str:
         raise JobTimeoutException("Task exceeded maximum timeout value (45 seconds)")
 
-    monkeypatch.setattr(provisioning, "STEPS", (("registry", stuck),))
+    monkeypatch.setattr(steps, "STEPS", (("registry", stuck),))
     SystemSetting.objects.create(key="provisioning.job_timeout_seconds", value="45")
     organization = request_organization()
     job_id = Operation.objects.filter(organization=organization).values_list("job_id", flat=True).first()
@@ -242,4 +240,4 @@ def test_a_job_timeout_marks_the_organisation_failed_with_the_reason(
     organization.refresh_from_db()
     assert organization.status == Status.FAILED
     assert "JobTimeoutException" in organization.last_error and "45 seconds" in organization.last_error
-    assert jobs.retries_left() == 0  # outside a job
+    assert queue.retries_left() == 0  # outside a job

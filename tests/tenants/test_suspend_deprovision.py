@@ -55,8 +55,9 @@ def test_suspend_blocks_the_tenant_login_and_ends_its_sessions_resume_restores_i
         session.execute("SELECT 1")
     # No data was touched.
     assert tenant_query(f'SELECT email FROM "{active.schema_name}".crm_users') == [(active.admin_email,)]
-    # Suspending twice is harmless (billing may ask again).
-    services.organization_suspend(organization_id=active.pk, actor=ACTOR, reason="again")
+    # Suspending twice is a conflict that changes nothing.
+    with pytest.raises(Conflict, match="already suspended"):
+        services.organization_suspend(organization_id=active.pk, actor=ACTOR, reason="again")
     assert AuditEvent.objects.filter(action="organization.suspend", organization_id=active.pk).count() == 1
 
     services.organization_resume(organization_id=active.pk, actor=ACTOR, reason="paid")
@@ -68,6 +69,34 @@ def test_suspend_blocks_the_tenant_login_and_ends_its_sessions_resume_restores_i
         active.operations.filter(step__in=["suspend", "resume"]).values_list("step", "from_status", "to_status")
     )
     assert sorted(steps) == [("resume", "suspended", "active"), ("suspend", "active", "suspended")]
+
+
+def set_login(organization: Organization, *, can_login: bool) -> None:
+    """Change the tenant login role by hand, as a DBA (or a failed after-commit change) would leave it."""
+    role = tenant_roles(organization.schema_name).app
+    tenant_query(f'ALTER ROLE "{role}" {"LOGIN" if can_login else "NOLOGIN"}')
+
+
+def can_login(organization: Organization) -> bool:
+    role = tenant_roles(organization.schema_name).app
+    return bool(tenant_query("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", [role])[0][0])
+
+
+@TENANT_DB
+def test_the_reconciler_repairs_a_login_that_disagrees_with_the_status_and_audits_it(active: Organization) -> None:
+    assert provisioning.logins_reconcile() == {"logins_repaired": 0, "login_repair_failures": 0, "logins_missing": 0}
+    set_login(active, can_login=False)  # active, yet its CRM cannot log in
+    result = provisioning.organizations_reconcile()
+    assert result["logins_repaired"] == 1 and can_login(active)
+    repair = active.operations.get(step="login_repair")
+    assert repair.outcome == "success" and "LOGIN restored" in repair.message
+    assert AuditEvent.objects.filter(action="organization.login_repair", organization_id=active.pk).count() == 1
+
+    services.organization_suspend(organization_id=active.pk, actor=ACTOR, reason="unpaid")
+    set_login(active, can_login=True)  # suspended, yet its CRM can log in
+    assert provisioning.logins_reconcile()["logins_repaired"] == 1
+    assert not can_login(active)
+    assert provisioning.logins_reconcile()["logins_repaired"] == 0  # repaired once, then in agreement
 
 
 @TENANT_DB

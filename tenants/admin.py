@@ -10,7 +10,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -21,9 +20,9 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from ghostcrm.audit.services import Actor
+from ghostcrm.core.admin_actions import ConfirmedAction, confirmed_action
 from ghostcrm.core.admin_base import AuditedModelAdmin, ReadOnlyAdminMixin
 from ghostcrm.core.errors import ApplicationError
-from ghostcrm.core.errors import ValidationError as AppValidationError
 from ghostcrm.organizations.models import Organization
 from tenants import keys, selectors, services
 from tenants.models import Operation, ProvisioningDashboard, ServiceKey
@@ -40,6 +39,7 @@ BADGE_COLOURS: dict[str, str] = {
     Status.PURGED: "#adb5bd",
 }
 SERVICE_FIELDS = {"name": "name", "admin_email": "admin_email", "plan": "plan_code"}
+ERROR_CHARS = 80  # an operation's error in the list; the whole text is its tooltip and on its page
 
 
 # The success message after a lifecycle action, per verb ("Suspend: ACME" read like an order, not a result).
@@ -49,6 +49,27 @@ LIFECYCLE_DONE = {
     "resume": "Resumed",
     "deprovision": "Deprovisioning started for",
 }
+LIFECYCLE_CONSEQUENCES = {
+    "retry": "Provisioning starts again: failed organisations go back to pending, stuck ones are re-enqueued.",
+    "suspend": "Their CRM loses its database login at once; no data is touched. Resume restores it.",
+    "resume": "Their CRM may log in to its database again.",
+    "deprovision": "Their schemas are exported, then marked deleted; the retention purge drops them later. "
+    "The exports are kept.",
+}
+LIFECYCLE_LABELS = {
+    "retry": "Retry provisioning…",
+    "suspend": "Suspend…",
+    "resume": "Resume…",
+    "deprovision": "Deprovision…",
+}
+
+
+def _lifecycle_buttons(organization: Organization) -> list[dict[str, Any]]:
+    """The buttons on an organisation's page: the lifecycle actions its status allows."""
+    return [
+        {"action": f"{verb}_selected", "label": LIFECYCLE_LABELS[verb], "danger": verb == "deprovision"}
+        for verb in services.lifecycle_actions_for(organization.status)
+    ]
 
 
 def status_badge(status: str) -> str:
@@ -86,6 +107,7 @@ class OrganizationAddForm(forms.ModelForm):
     """New organisations: name, admin e-mail, plan. The slug and schema name follow from the name."""
 
     plan_code = PlanChoiceField(label="Plan", required=False, help_text="An active billing plan, or no plan.")
+    existing: Organization | None = None
 
     class Meta:
         model = Organization
@@ -101,19 +123,16 @@ class OrganizationAddForm(forms.ModelForm):
         if self.errors:
             return data
         try:
-            checked = services.organization_validate_request(
+            # What the API would answer for the same request: a new organisation, the existing one (the same
+            # client asked again), or a refusal.
+            self.existing = services.organization_request_preview(
                 name=data.get("name", ""), admin_email=data.get("admin_email", ""), plan_code=data.get("plan_code", "")
             )
-        except AppValidationError as exc:
-            for field, errors in exc.extra.get("fields", {}).items():
+        except ApplicationError as exc:
+            fields = exc.extra.get("fields") or {"name": [exc.message]}
+            for field, errors in fields.items():
                 for error in errors:
                     self.add_error(SERVICE_FIELDS.get(field), error)
-            return data
-        existing = Organization.objects.filter(slug=checked["slug"]).first()
-        if existing is not None:
-            self.add_error(
-                "name", f"An organisation with this name already exists: {existing.name} ({existing.status})."
-            )
         return data
 
 
@@ -134,7 +153,8 @@ class OperationInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(AuditedModelAdmin):
-    list_display = ("name", "slug", "status_badge", "plan_code", "admin_email", "created_at", "time_to_active")
+    # Chosen to fit a 1366 px screen with the sidebar: the admin e-mail is on the organisation's page.
+    list_display = ("name", "slug", "status_badge", "plan", "created_at", "time_to_active")
     list_filter = ("status", "plan_code", "created_at")
     search_fields = ("name", "slug", "admin_email", "schema_name", "=id")
     date_hierarchy = "created_at"
@@ -173,11 +193,38 @@ class OrganizationAdmin(AuditedModelAdmin):
     def status_badge(self, obj: Organization) -> str:
         return status_badge(obj.status)
 
+    @admin.display(description="plan")
+    def plan(self, obj: Organization) -> str:
+        """The live subscription's plan (from billing), else the plan chosen at sign-up."""
+        return getattr(obj, "live_plan", "") or obj.plan_code or "-"
+
     @admin.display(description="time to active")
     def time_to_active(self, obj: Organization) -> str:
         if obj.activated_at is None or obj.created_at is None:
             return "-"
         return format_duration((obj.activated_at - obj.created_at).total_seconds())
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        page = list(changelist.result_list)  # evaluated once; the template iterates the same objects
+        live = selectors.live_plan_names(organization_ids=[organization.pk for organization in page])
+        for organization in page:
+            organization.live_plan = live.get(organization.pk, "")  # type: ignore[attr-defined]
+        return changelist
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # Nothing here is edited by hand: no Save buttons; the status' actions are buttons at the top.
+        organization = self.get_object(request, object_id)
+        context = {
+            **(extra_context or {}),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "lifecycle_buttons": _lifecycle_buttons(organization) if organization is not None else [],
+        }
+        return super().change_view(request, object_id, form_url, extra_context=context)
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is None:
@@ -214,36 +261,47 @@ class OrganizationAdmin(AuditedModelAdmin):
         obj.pk = created.pk
         obj._state.adding = False
         obj.refresh_from_db()
+        request._organization_existed = getattr(form, "existing", None) is not None  # type: ignore[attr-defined]
+
+    def log_addition(self, request: HttpRequest, obj: Organization, message: Any) -> Any:
+        # The service recorded the request (organization.request, with this user and request): one audit event
+        # per add, and none when the same client was asked for again and the existing organisation returned.
+        if getattr(request, "_organization_existed", False):
+            return None
+        return admin.ModelAdmin.log_addition(self, request, obj, message)
+
+    def response_add(self, request: HttpRequest, obj: Organization, post_url_continue: str | None = None) -> Any:
+        if getattr(request, "_organization_existed", False):
+            self.message_user(
+                request,
+                f"{obj.name} was already requested for {obj.admin_email} ({obj.status}); here it is.",
+                messages.INFO,
+            )
+            return HttpResponseRedirect(reverse("admin:organizations_organization_change", args=[obj.pk]))
+        return super().response_add(request, obj, post_url_continue)
 
     # --- lifecycle actions, each with a confirmation page ---
     def _lifecycle(self, request: HttpRequest, queryset: QuerySet[Organization], *, verb: str) -> HttpResponse | None:
-        if request.POST.get("confirm") != "yes":
-            organizations = list(queryset)
-            context = {
-                **self.admin_site.each_context(request),
-                "title": f"{verb.capitalize()} {len(organizations)} organisation(s)?",
-                "organizations": organizations,
-                "action": f"{verb}_selected",
-                "verb": verb,
-                "opts": self.model._meta,
-                "action_checkbox_name": ACTION_CHECKBOX_NAME,
-            }
-            return TemplateResponse(request, "tenants/admin/confirm_action.html", context)
-        reason = request.POST.get("reason", "").strip()[:1000] or f"{verb} from the admin"
-        done, refused = [], []
-        for organization in queryset:
-            try:
-                services.LIFECYCLE_ACTIONS[verb](
-                    organization_id=organization.pk, actor=Actor.for_user(request.user), reason=reason, request=request
-                )
-                done.append(organization.name)
-            except ApplicationError as exc:
-                refused.append(f"{organization.name}: {exc.message}")
-        if done:
-            self.message_user(request, f"{LIFECYCLE_DONE[verb]}: {', '.join(done)}.", messages.SUCCESS)
-        for problem in refused:
-            self.message_user(request, problem, messages.ERROR)
-        return None
+        actor = Actor.for_user(request.user)
+
+        def perform(organization: Organization, reason: str) -> None:
+            services.LIFECYCLE_ACTIONS[verb](
+                organization_id=organization.pk, actor=actor, reason=reason, request=request
+            )
+
+        action = ConfirmedAction(
+            name=f"{verb}_selected",
+            verb=verb,
+            consequence=LIFECYCLE_CONSEQUENCES[verb],
+            headers=("organisation", "slug", "status"),
+            cells=lambda org: (org.name, org.slug, org.get_status_display()),
+            note=lambda org: "" if verb in services.lifecycle_actions_for(org.status) else f"it is {org.status}",
+            perform=perform,
+            done=LIFECYCLE_DONE[verb],
+            default_reason=f"{verb} from the admin",
+            danger=verb == "deprovision",
+        )
+        return confirmed_action(self, request, queryset, action)
 
     @admin.action(description="Retry provisioning of selected organisations", permissions=["lifecycle"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[Organization]) -> HttpResponse | None:
@@ -392,14 +450,30 @@ class ProvisioningDashboardAdmin(admin.ModelAdmin):
 
 @admin.register(Operation)
 class OperationAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
-    list_display = ("organization", "step", "attempt", "outcome", "started_at", "duration_ms", "job_id", "short_error")
+    # Chosen to fit a 1366 px screen: the job id is on the operation's page, the error is cut with a tooltip.
+    list_display = ("organization", "step", "attempt", "outcome", "started_at", "duration_ms", "short_error")
     list_filter = ("outcome", "step", "started_at")
     search_fields = ("organization__name", "organization__slug", "job_id", "error")
     list_select_related = ("organization",)
 
     @admin.display(description="error")
     def short_error(self, obj: Operation) -> str:
-        return obj.error[:120]
+        if len(obj.error) <= ERROR_CHARS:
+            return obj.error
+        return format_html(
+            '<span class="gc-truncated" title="{}">{}…</span>', obj.error, obj.error[:ERROR_CHARS].rstrip()
+        )
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # A record of what ran: its organisation's actions are on the page, there is nothing to save.
+        operation = self.get_object(request, object_id)
+        context = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False}
+        if operation is not None:
+            context["organization"] = operation.organization
+            context["lifecycle_buttons"] = _lifecycle_buttons(operation.organization)
+        return super().change_view(request, object_id, form_url, extra_context=context)
 
 
 class ServiceKeyForm(forms.ModelForm):

@@ -5,7 +5,7 @@ from django.apps import AppConfig
 
 class TenantsConfig(AppConfig):
     name = "tenants"
-    verbose_name = "Client organisations"
+    verbose_name = "Provisioning"
 
     def ready(self) -> None:
         from ghostcrm.core.system_settings import SettingSpec, register

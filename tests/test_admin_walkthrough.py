@@ -135,7 +135,7 @@ def test_an_organisation_page_offers_the_lifecycle_moves_its_status_allows(admin
         "/admin/organizations/organization/", {"action": "suspend_selected", ACTION_CHECKBOX_NAME: [active.pk]}
     )
     assert response.status_code == 200
-    assert "Suspend 1 organisation(s)?" in response.content.decode()
+    assert "Suspend 1 client organisation?" in response.content.decode()
     active.refresh_from_db()
     assert active.status == "active"
 

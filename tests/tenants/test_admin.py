@@ -108,12 +108,81 @@ def test_the_admin_says_client_organisation_in_titles_links_and_columns(admin_se
     assert ">Client organisation<" in operations and "Organization" not in operations
 
 
-def test_a_duplicate_name_is_a_field_error(admin_session: Any) -> None:
+def test_a_duplicate_name_for_another_admin_is_the_services_conflict(admin_session: Any) -> None:
     _org()
     response = admin_session.post(ADD, {"name": "acme corp", "admin_email": "x@acme.test"})
     assert response.status_code == 200
-    assert "already exists" in " ".join(response.context["adminform"].form.errors["name"])
+    assert response.context["adminform"].form.errors["name"] == ["An organisation named 'ACME Corp' already exists."]
     assert Organization.objects.count() == 1
+
+
+def test_the_same_client_asked_again_opens_the_existing_organisation_as_the_api_returns_it(
+    admin_session: Any,
+) -> None:
+    existing = _org()
+    events = AuditEvent.objects.count()
+    response = admin_session.post(ADD, {"name": "ACME Corp", "admin_email": "admin@acme.test"})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:organizations_organization_change", args=[existing.pk])
+    assert Organization.objects.count() == 1
+    assert AuditEvent.objects.count() == events  # nothing new happened, so nothing new is recorded
+    page = admin_session.get(response["Location"]).content.decode()
+    assert "was already requested for admin@acme.test" in page
+
+
+def test_adding_an_organisation_in_the_admin_writes_exactly_one_audit_event(admin_session: Any) -> None:
+    assert admin_session.post(ADD, {"name": "ACME Corp", "admin_email": "a@acme.test"}).status_code == 302
+    assert list(AuditEvent.objects.values_list("action", "actor_label")) == [
+        ("organization.request", "root@ghostcrm.test")
+    ]
+
+
+def test_organisation_and_operation_pages_have_no_save_button_and_offer_the_status_actions(
+    admin_session: Any,
+) -> None:
+    failed = _org(status="failed", last_error="bad template")
+    page = admin_session.get(reverse("admin:organizations_organization_change", args=[failed.pk])).content.decode()
+    assert 'name="_save"' not in page and 'name="_continue"' not in page
+    assert 'value="retry_selected"' in page and 'value="deprovision_selected"' in page
+    assert 'value="suspend_selected"' not in page
+    operation = Operation.objects.get(organization=failed, step="request")
+    page = admin_session.get(reverse("admin:tenants_operation_change", args=[operation.pk])).content.decode()
+    assert 'name="_save"' not in page
+    assert f"Open {failed.name}" in page and 'value="retry_selected"' in page
+    assert f'name="_selected_action" value="{failed.pk}"' in page  # the button acts on the organisation
+
+
+def test_the_plan_column_shows_the_live_subscriptions_plan(admin_session: Any) -> None:
+    from billing.models import Customer, Subscription
+
+    make_plan("pro", 9_000)
+    subscribed = _org(status="active", plan_code="")
+    _org("Globex", status="active", plan_code="")
+    customer = Customer.objects.create(organization=subscribed, email="billing@acme.test")
+    now = timezone.now()
+    Subscription.objects.create(
+        customer=customer,
+        plan=make_plan("growth", 20_000),
+        status="active",
+        billing_cycle_anchor=now,
+        current_period_start=now,
+        current_period_end=now + dt.timedelta(days=30),
+    )
+    page = admin_session.get(CHANGELIST).content.decode()
+    rows = {row.split("</th>")[0]: row for row in page.split('<th class="field-name">')[1:]}
+    acme = next(row for name, row in rows.items() if "ACME Corp" in name)
+    globex = next(row for name, row in rows.items() if "Globex" in name)
+    assert '<td class="field-plan">Growth</td>' in acme
+    assert '<td class="field-plan">-</td>' in globex
+
+
+def test_the_operations_error_column_is_cut_with_the_whole_error_as_a_tooltip(admin_session: Any) -> None:
+    organization = _org()
+    long_error = "relation crm_contacts does not exist " * 10
+    Operation.objects.filter(organization=organization).update(error=long_error)
+    page = admin_session.get(reverse("admin:tenants_operation_changelist")).content.decode()
+    assert f'title="{long_error}"' in page and "gc-truncated" in page
+    assert "field-job_id" not in page  # columns chosen for a 1366 px screen
 
 
 def test_changelist_shows_badges_plan_and_time_to_active_and_filters(admin_session: Any) -> None:
@@ -131,7 +200,7 @@ def test_lifecycle_action_asks_for_confirmation_then_calls_the_service(admin_ses
     organization = _org(status="failed", last_error="boom")
     data = {"action": "retry_selected", "_selected_action": [str(organization.pk)]}
     confirm = admin_session.post(CHANGELIST, data)
-    assert confirm.status_code == 200 and b"You are about to" in confirm.content
+    assert confirm.status_code == 200 and b"Provisioning starts again" in confirm.content
     organization.refresh_from_db()
     assert organization.status == "failed"  # nothing happened yet
     done = admin_session.post(CHANGELIST, {**data, "confirm": "yes", "reason": "template fixed"})

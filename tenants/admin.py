@@ -10,6 +10,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -263,7 +264,7 @@ class OrganizationAdmin(AuditedModelAdmin):
         obj.refresh_from_db()
         request._organization_existed = getattr(form, "existing", None) is not None  # type: ignore[attr-defined]
 
-    def log_addition(self, request: HttpRequest, obj: Organization, message: Any) -> Any:
+    def log_addition(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
         # The service recorded the request (organization.request, with this user and request): one audit event
         # per add, and none when the same client was asked for again and the existing organisation returned.
         if getattr(request, "_organization_existed", False):

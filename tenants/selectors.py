@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
@@ -10,7 +9,7 @@ from typing import Any
 
 import django_rq
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 from redis.exceptions import RedisError
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
@@ -30,13 +29,6 @@ def organization_get(*, organization_id: uuid.UUID | str) -> Organization:
         raise NotFound(f"There is no organisation with id {organization_id}.", code="organization_not_found") from None
 
 
-def organization_by_slug(*, slug: str) -> Organization:
-    organization = Organization.objects.filter(slug=slug).first()
-    if organization is None:
-        raise NotFound(f"There is no organisation with the slug {slug!r}.", code="organization_not_found")
-    return organization
-
-
 def organization_list(*, status: str | None = None) -> QuerySet[Organization]:
     queryset = Organization.objects.order_by("-created_at")
     if status:
@@ -47,24 +39,6 @@ def organization_list(*, status: str | None = None) -> QuerySet[Organization]:
             )
         queryset = queryset.filter(status=status)
     return queryset
-
-
-IDENTIFIER_FORMS = "a slug (acme-corp), a schema name (acme_corp) or an id (a UUID)"
-
-
-def organization_resolve(*, identifier: str) -> Organization:
-    """The organisation named by its slug, its schema name or its id, whichever ``identifier`` is.
-
-    Every command takes all three, so an operator can paste what any page or log shows.
-    """
-    value = (identifier or "").strip()
-    query = Q(slug=value) | Q(schema_name=value)
-    with contextlib.suppress(ValueError):  # not an id: a slug or a schema name
-        query |= Q(pk=uuid.UUID(value))
-    organization = Organization.objects.filter(query).first() if value else None
-    if organization is None:
-        raise NotFound(f"There is no organisation {value!r}; give {IDENTIFIER_FORMS}.", code="organization_not_found")
-    return organization
 
 
 def active_plan_choices() -> list[tuple[str, str]]:

@@ -37,6 +37,8 @@ def invitation_accepted_receiver(sender: Any, invitation: Any, password_hash: st
         action="tenant_admin.password_set",
         actor=Actor.system("invitations"),
         target=organization,
-        message=f"password set for CRM admin {invitation.email}" if updated else f"no CRM user {invitation.email}",
+        message=f"password set for Tenant CRM admin {invitation.email}"
+        if updated
+        else f"no CRM user {invitation.email}",
         outcome=AuditEvent.Outcome.SUCCESS if updated else AuditEvent.Outcome.FAILURE,
     )

@@ -154,12 +154,12 @@ def step_admin_user(organization: Organization) -> str:
     with transaction.atomic(using=settings.TENANT_DB_ALIAS), connection.cursor() as cursor:
         cursor.execute(statement.as_string(connection.connection), [organization.admin_email, ""])
         inserted = cursor.rowcount
-    return f"admin user {organization.admin_email} " + ("created" if inserted else "already there")
+    return f"Tenant CRM admin {organization.admin_email} " + ("created" if inserted else "already there")
 
 
 def step_invitation(organization: Organization) -> str:
     if organization.invited_at is not None:
-        return f"invitation already sent at {organization.invited_at.isoformat()}"
+        return f"Tenant CRM admin invitation already sent at {organization.invited_at.isoformat()}"
     with transaction.atomic(using="default"):
         invitation = invitation_create(
             email=organization.admin_email,
@@ -170,7 +170,7 @@ def step_invitation(organization: Organization) -> str:
         )
         organization.invited_at = timezone.now()
         organization.save(update_fields=["invited_at", "updated_at"])
-    return f"invitation {invitation.pk} sent to {organization.admin_email}"
+    return f"Tenant CRM admin invitation {invitation.pk} sent to {organization.admin_email}"
 
 
 STEPS: tuple[tuple[str, Step], ...] = (

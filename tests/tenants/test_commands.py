@@ -125,10 +125,31 @@ def test_tenants_list_show_and_actions(capsys: pytest.CaptureFixture[str], redis
     assert "is pending" in capsys.readouterr().out
     with pytest.raises(CommandError, match="cannot become suspended"):
         call_command("tenants", "suspend", "globex")
-    with pytest.raises(CommandError, match="no organisation with the slug"):
+    with pytest.raises(CommandError, match=r"no organisation 'initech'; give a slug .*, a schema name .* or an id"):
         call_command("tenants", "show", "initech")
     call_command("tenants", "deprovision", "acme-corp", "--reason", "cancelled")
     assert Organization.objects.get(slug="acme-corp").status == "deprovisioning"
+
+
+@pytest.mark.django_db
+def test_every_command_takes_a_slug_a_schema_name_or_an_id(capsys: pytest.CaptureFixture[str], redis_conn: Any) -> None:
+    call_command("provision_client", "--name", "ACME Corp", "--admin-email", "admin@acme.test")
+    organization = Organization.objects.get()
+    capsys.readouterr()
+    for identifier in ("acme-corp", "acme_corp", str(organization.pk), f" {organization.pk} "):
+        call_command("tenants", "show", identifier, "--json")
+        assert json.loads(capsys.readouterr().out)["id"] == str(organization.pk)
+
+    Organization.objects.filter(pk=organization.pk).update(status="active", activated_at=organization.created_at)
+    call_command("provision_client", "--follow", "acme_corp")
+    assert "ACME Corp is active" in capsys.readouterr().out
+
+    call_command("invite_user", "--email", "second@acme.test", "--role", "tenant_admin", "--organization", "acme-corp")
+    from ghostcrm.accounts.models import Invitation
+
+    assert Invitation.objects.get(email="second@acme.test").organization_id == organization.pk
+    with pytest.raises(CommandError, match="give a slug"):
+        call_command("invite_user", "--email", "x@acme.test", "--role", "tenant_admin", "--organization", "nope")
 
 
 @pytest.mark.django_db
@@ -157,3 +178,15 @@ def test_periodic_jobs_registry_feeds_rq_cron() -> None:
     ):
         with override_settings(PERIODIC_JOBS=bad), pytest.raises(ImproperlyConfigured):
             periodic.periodic_jobs()
+
+
+@pytest.mark.django_db(databases=["default", "tenants"])
+def test_tenant_sql_takes_an_organisations_slug_or_id_for_its_schema(
+    capsys: pytest.CaptureFixture[str], redis_conn: Any
+) -> None:
+    call_command("provision_client", "--name", "ACME Corp", "--admin-email", "admin@acme.test")
+    organization = Organization.objects.get()
+    capsys.readouterr()
+    for identifier in ("acme-corp", str(organization.pk), "acme_corp"):
+        call_command("tenant_sql", "plan", "--schema", identifier, "--json")
+        assert json.loads(capsys.readouterr().out)["schema"] == "acme_corp"

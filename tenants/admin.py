@@ -26,6 +26,7 @@ from ghostcrm.core.admin_base import AuditedModelAdmin, ReadOnlyAdminMixin
 from ghostcrm.core.errors import ApplicationError
 from ghostcrm.organizations.models import Organization
 from tenants import keys, selectors, services
+from tenants.crm.selectors import crm_summary
 from tenants.models import Operation, ProvisioningDashboard, ServiceKey
 
 Status = Organization.Status
@@ -40,6 +41,8 @@ BADGE_COLOURS: dict[str, str] = {
     Status.PURGED: "#adb5bd",
 }
 SERVICE_FIELDS = {"name": "name", "admin_email": "admin_email", "plan": "plan_code"}
+# Statuses in which the client's schema holds its CRM (the support page reads it).
+CRM_STATUSES = frozenset({Status.ACTIVE, Status.SUSPENDED})
 ERROR_CHARS = 80  # an operation's error in the list; the whole text is its tooltip and on its page
 
 
@@ -224,6 +227,11 @@ class OrganizationAdmin(AuditedModelAdmin):
             "show_save_and_continue": False,
             "show_save_and_add_another": False,
             "lifecycle_buttons": _lifecycle_buttons(organization) if organization is not None else [],
+            "crm_url": (
+                reverse("admin:tenants_organization_crm", kwargs={"organization_id": organization.pk})
+                if organization is not None and organization.status in CRM_STATUSES
+                else ""
+            ),
         }
         return super().change_view(request, object_id, form_url, extra_context=context)
 
@@ -325,6 +333,11 @@ class OrganizationAdmin(AuditedModelAdmin):
         extra = [
             path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="tenants_provisioning_dashboard"),
             path(
+                "<uuid:organization_id>/crm/",
+                self.admin_site.admin_view(self.crm_view),
+                name="tenants_organization_crm",
+            ),
+            path(
                 "<uuid:organization_id>/retry/",
                 self.admin_site.admin_view(require_POST(self.retry_view)),
                 name="tenants_organization_retry",
@@ -352,6 +365,20 @@ class OrganizationAdmin(AuditedModelAdmin):
             "can_retry": self.has_lifecycle_permission(request),
         }
         return TemplateResponse(request, "tenants/dashboard.html", context)
+
+    def crm_view(self, request: HttpRequest, organization_id: Any) -> HttpResponse:
+        """Support: the client's CRM users and record counts, read through the read-only mirrors."""
+        organization = get_object_or_404(Organization, pk=organization_id)
+        if not self.has_view_permission(request, organization):
+            return HttpResponseRedirect(reverse("admin:index"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"CRM of {organization.name}",
+            "opts": self.model._meta,
+            "organization": organization,
+            "crm": crm_summary(schema=organization.schema_name) if organization.status in CRM_STATUSES else None,
+        }
+        return TemplateResponse(request, "tenants/crm.html", context)
 
     def retry_view(self, request: HttpRequest, organization_id: Any) -> HttpResponse:
         organization = get_object_or_404(Organization, pk=organization_id)

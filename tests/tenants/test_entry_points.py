@@ -87,3 +87,25 @@ def test_every_entry_point_records_one_operation_and_one_audit_event_per_action(
     events = AuditEvent.objects.filter(action__in=[f"organization.{a}" for a in (*ACTIONS, "retry")])
     assert sorted(events.values_list("action", flat=True)) == sorted(f"organization.{a}" for a in (*ACTIONS, "retry"))
     assert set(events.values_list("actor_type", flat=True)) == {actor_type}
+
+
+def test_suspending_a_suspended_organisation_is_409_in_the_api_and_refused_everywhere(
+    admin_session: Any, redis_conn: Any
+) -> None:
+    from django.core.management.base import CommandError
+
+    _, raw = service_key_create(name="ops", scopes=["organizations:lifecycle"], actor=Actor.system("t"))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    organization = services.organization_request(name="ACME Corp", admin_email="a@acme.test", actor=Actor.system("t"))
+    Organization.objects.filter(pk=organization.pk).update(status="suspended")
+
+    response = client.post(f"/api/v1/organizations/{organization.pk}/suspend/", {"reason": "again"}, format="json")
+    assert response.status_code == 409
+    assert response.json()["code"] == "already_suspended"
+    with pytest.raises(CommandError, match="already suspended"):
+        call_command("tenants", "suspend", organization.slug)
+    data = {"action": "suspend_selected", "_selected_action": [str(organization.pk)], "confirm": "yes"}
+    page = admin_session.post(reverse("admin:organizations_organization_changelist"), data, follow=True)
+    assert "is already suspended" in page.content.decode()
+    assert not Operation.objects.filter(organization=organization, step="suspend").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -261,3 +262,19 @@ def test_a_deprovisioning_export_restores_the_purged_schema_exactly(
     roles = tenant_roles(schema)
     # A purged organisation's CRM may not log in to the restored copy.
     assert tenant_query("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", [roles.app]) == [(False,)]
+
+
+@TENANT_DB
+def test_the_crm_support_page_reads_the_clients_users_and_counts_through_the_mirrors(
+    active: Organization, admin_session: Any
+) -> None:
+    from django.urls import reverse
+
+    users = f'"{active.schema_name}".crm_users'
+    tenant_query(f"INSERT INTO {users} (email, full_name, role) VALUES ('b@acme.test', 'Bea', 'member')")
+    change = admin_session.get(reverse("admin:organizations_organization_change", args=[active.pk])).content.decode()
+    url = reverse("admin:tenants_organization_crm", kwargs={"organization_id": active.pk})
+    assert f'href="{url}"' in change
+    page = admin_session.get(url).content.decode()
+    assert "Users (2)" in page and active.admin_email in page and "Bea" in page and "Tenant CRM admin" in page
+    assert "0 companies, 0 contacts, 0 deals." in page

@@ -18,7 +18,7 @@ from tenants.admin import time_to_active_chart
 from tenants.keys import KEY_RE
 from tenants.models import Operation, ServiceKey
 from tenants.selectors import percentile, provisioning_dashboard
-from tests.billing.conftest import make_plan
+from tests.tenants.factories import OperationFactory, OrganizationFactory, PlanFactory
 
 pytestmark = pytest.mark.django_db
 CHANGELIST = reverse("admin:organizations_organization_changelist")
@@ -40,7 +40,7 @@ def _org(name: str = "ACME Corp", **updates: Any) -> Organization:
 
 
 def test_adding_an_organisation_starts_provisioning_through_the_service(admin_session: Any) -> None:
-    make_plan("pro", 9_000)
+    PlanFactory(code="pro", unit_amount=9_000)
     response = admin_session.post(ADD, {"name": "ACME Corp", "admin_email": "Admin@ACME.test", "plan_code": "pro"})
     assert response.status_code == 302, response.content
     organization = Organization.objects.get()
@@ -74,9 +74,9 @@ def test_bad_input_shows_field_errors_and_creates_nothing(
 
 
 def test_the_plan_is_a_choice_of_active_plans_and_an_unknown_code_is_a_field_error(admin_session: Any) -> None:
-    make_plan("basic", 3_000)
-    make_plan("pro", 9_000)
-    retired = make_plan("legacy", 1_000)
+    PlanFactory(code="basic", unit_amount=3_000)
+    PlanFactory(code="pro", unit_amount=9_000)
+    retired = PlanFactory(code="legacy", unit_amount=1_000)
     retired.active = False
     retired.save()
     form = admin_session.get(ADD).context["adminform"].form
@@ -155,14 +155,14 @@ def test_organisation_and_operation_pages_have_no_save_button_and_offer_the_stat
 def test_the_plan_column_shows_the_live_subscriptions_plan(admin_session: Any) -> None:
     from billing.models import Customer, Subscription
 
-    make_plan("pro", 9_000)
-    subscribed = _org(status="active", plan_code="")
-    _org("Globex", status="active", plan_code="")
+    PlanFactory(code="pro", unit_amount=9_000)
+    subscribed = OrganizationFactory(name="ACME Corp", status="active")
+    OrganizationFactory(name="Globex", status="active")
     customer = Customer.objects.create(organization=subscribed, email="billing@acme.test")
     now = timezone.now()
     Subscription.objects.create(
         customer=customer,
-        plan=make_plan("growth", 20_000),
+        plan=PlanFactory(code="growth", unit_amount=20_000),
         status="active",
         billing_cycle_anchor=now,
         current_period_start=now,
@@ -177,9 +177,8 @@ def test_the_plan_column_shows_the_live_subscriptions_plan(admin_session: Any) -
 
 
 def test_the_operations_error_column_is_cut_with_the_whole_error_as_a_tooltip(admin_session: Any) -> None:
-    organization = _org()
     long_error = "relation crm_contacts does not exist " * 10
-    Operation.objects.filter(organization=organization).update(error=long_error)
+    OperationFactory(step="templates", outcome="failure", error=long_error)
     page = admin_session.get(reverse("admin:tenants_operation_changelist")).content.decode()
     assert f'title="{long_error}"' in page and "gc-truncated" in page
     assert "field-job_id" not in page  # columns chosen for a 1366 px screen

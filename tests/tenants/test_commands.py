@@ -17,9 +17,8 @@ from django.db import connections
 from django.test import override_settings
 
 from ghostcrm.organizations.models import Organization
-from tests.billing.conftest import make_plan
-from tests.tenants.test_faults import wait_for
-from tests.tenants.test_provisioning import assert_fully_provisioned
+from tests.tenants.factories import PlanFactory
+from tests.tenants.helpers import assert_fully_provisioned, wait_for
 
 TENANT_DB = pytest.mark.django_db(databases=["default", "tenants"], transaction=True)
 
@@ -44,7 +43,7 @@ def provision_in_thread(*argv: str) -> tuple[threading.Thread, dict[str, Any]]:
 
 @TENANT_DB
 def test_provision_client_wait_follows_progress_and_exits_0_when_active(run_worker: Callable[[], int]) -> None:
-    make_plan("pro", 9_000)
+    PlanFactory(code="pro", unit_amount=9_000)
     thread, outcome = provision_in_thread("--name", "ACME Corp", "--admin-email", "admin@acme.test", "--plan", "pro")
     wait_for(lambda: django_rq.get_queue("provisioning").count, what="the job to be enqueued")
     run_worker()
@@ -92,8 +91,8 @@ def test_provision_client_refuses_bad_input_before_creating_anything(argv: list[
 
 @pytest.mark.django_db
 def test_provision_client_names_the_active_plans_when_the_plan_is_unknown() -> None:
-    make_plan("basic", 3_000)
-    make_plan("pro", 9_000)
+    PlanFactory(code="basic", unit_amount=3_000)
+    PlanFactory(code="pro", unit_amount=9_000)
     with pytest.raises(CommandError, match=r"code 'gold'; use one of: basic, pro\.$"):
         call_command("provision_client", "--name", "ACME", "--admin-email", "a@b.test", "--plan", "gold")
     assert not Organization.objects.exists()

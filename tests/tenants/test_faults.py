@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,22 +20,10 @@ from ghostcrm.core.models import SystemSetting
 from ghostcrm.organizations.models import Organization
 from tenants import provisioning, services
 from tenants.models import Operation
-from tests.tenants.conftest import ACTOR, tenant_query
-from tests.tenants.test_provisioning import assert_fully_provisioned, schemas_like
+from tests.tenants.helpers import ACTOR, assert_fully_provisioned, schemas_like, tenant_query, wait_for
 
 Status = Organization.Status
 TENANT_DB = pytest.mark.django_db(databases=["default", "tenants"], transaction=True)
-
-
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 60, what: str) -> Any:
-    """Poll until ``predicate`` is truthy (bounded); the tests never sleep for a fixed time."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def database_url(alias: str) -> str:

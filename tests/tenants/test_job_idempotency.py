@@ -19,8 +19,7 @@ from ghostcrm.organizations.models import Organization
 from tenants import provisioning
 from tenants.models import Domain, Operation, Tenant
 from tenants.provisioning import steps
-from tests.tenants.conftest import tenant_query
-from tests.tenants.test_provisioning import STEPS, assert_fully_provisioned, schemas_like
+from tests.tenants.helpers import STEPS, assert_fully_provisioned, schemas_like, tenant_query
 
 Status = Organization.Status
 TENANT_DB = pytest.mark.django_db(databases=["default", "tenants"], transaction=True)

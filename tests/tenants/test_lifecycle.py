@@ -12,7 +12,7 @@ from ghostcrm.core.errors import Conflict, ValidationError
 from ghostcrm.organizations.models import Organization
 from tenants import services
 from tenants.models import IdempotencyRecord, Operation
-from tests.billing.conftest import make_plan
+from tests.tenants.factories import PlanFactory
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("test")
@@ -24,7 +24,7 @@ def _request(name: str = "ACME Corp", email: str = "admin@acme.test", **kwargs: 
 
 
 def test_request_creates_a_pending_organisation_with_an_operation_and_audit_event() -> None:
-    make_plan("starter", 2_000)
+    PlanFactory(code="starter", unit_amount=2_000)
     organization = _request(plan_code="starter")
     assert organization.status == Status.PENDING
     assert (organization.slug, organization.schema_name) == ("acme-corp", "acme_corp")
@@ -66,8 +66,8 @@ def test_a_plan_code_must_name_an_active_billing_plan() -> None:
         "There is no active billing plan with the code 'starter'; no active plans exist, so leave the plan empty."
     )
     assert caught.value.message == none_yet and caught.value.extra["fields"] == {"plan": [none_yet]}
-    make_plan("team", 5_000)
-    retired = make_plan("starter", 2_000)
+    PlanFactory(code="team", unit_amount=5_000)
+    retired = PlanFactory(code="starter", unit_amount=2_000)
     retired.active = False
     retired.save()
     for code in ("starter", "Team", "gold"):

@@ -7,45 +7,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.core import mail
 
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.organizations.models import Organization
 from tenants.engine.services import tenant_roles
-from tenants.models import Domain, Operation, Tenant
+from tenants.models import Operation
 from tenants.provisioning import steps
-from tests.billing.conftest import make_plan
-from tests.tenants.conftest import TEMPLATES, tenant_query
+from tests.tenants.factories import PlanFactory
+from tests.tenants.helpers import (
+    ACTOR,
+    STEPS,
+    assert_fully_provisioned,
+    tenant_query,
+)
 
 Status = Organization.Status
 TENANT_DB = pytest.mark.django_db(databases=["default", "tenants"], transaction=True)
-STEPS = ["registry", "schema", "templates", "admin_user", "invitation"]
-
-
-def template_files(folder: Path = TEMPLATES) -> list[str]:
-    return sorted(p.name for p in folder.glob("*.pgsql"))
-
-
-def schemas_like(prefix: str) -> list[str]:
-    return [r[0] for r in tenant_query("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", [prefix + "%"])]
-
-
-def assert_fully_provisioned(organization: Organization) -> None:
-    organization.refresh_from_db()
-    assert organization.status == Status.ACTIVE, organization.last_error
-    assert organization.activated_at is not None and organization.last_error == ""
-    schema = organization.schema_name
-    assert schemas_like(schema) == [schema]
-    ledger = tenant_query(
-        "SELECT filename FROM public.tenant_sql_ledger WHERE schema_name = %s AND success ORDER BY version", [schema]
-    )
-    assert [row[0] for row in ledger] == template_files(Path(settings.TENANT_TEMPLATES_DIR))
-    users = tenant_query(f'SELECT email, role FROM "{schema}".crm_users')
-    assert users == [(organization.admin_email, "admin")]
-    tenant = Tenant.objects.using("tenants").get(organization_id=organization.pk)
-    assert tenant.schema_name == schema
-    assert Domain.objects.using("tenants").filter(tenant=tenant, is_primary=True).count() == 1
 
 
 @TENANT_DB
@@ -58,7 +36,7 @@ def test_api_request_to_active_schema_with_templates_admin_user_invitation_opera
     from ghostcrm.audit.services import Actor
     from tenants.keys import service_key_create
 
-    make_plan("starter", 2_000)
+    PlanFactory(code="starter", unit_amount=2_000)
     key, raw = service_key_create(
         name="signup", scopes=["organizations:write", "organizations:read"], actor=Actor.system("test")
     )
@@ -139,7 +117,6 @@ def test_bad_template_fails_at_once_with_the_reason_then_retry_after_the_fix_goe
 
     broken.write_text("CREATE TABLE widgets (id uuid PRIMARY KEY);\n")
     from tenants import services
-    from tests.tenants.conftest import ACTOR
 
     services.organization_retry(organization_id=organization.pk, actor=ACTOR, reason="template fixed")
     run_worker()

@@ -21,7 +21,7 @@ from tenants import provisioning, services
 from tenants.engine.services import tenant_roles
 from tenants.models import Domain, Tenant
 from tests.support import tenant_conninfo
-from tests.tenants.conftest import ACTOR, tenant_query
+from tests.tenants.helpers import ACTOR, tenant_query
 
 Status = Organization.Status
 TENANT_DB = pytest.mark.django_db(databases=["default", "tenants"], transaction=True)

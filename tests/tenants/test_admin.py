@@ -14,7 +14,7 @@ from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor
 from ghostcrm.organizations.models import Organization
 from tenants import services
-from tenants.admin import time_to_active_chart
+from tenants.admin_display import time_to_active_chart
 from tenants.keys import KEY_RE
 from tenants.models import Operation, ServiceKey
 from tenants.selectors import percentile, provisioning_dashboard

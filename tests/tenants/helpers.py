@@ -49,7 +49,8 @@ def schemas_like(prefix: str) -> list[str]:
 def assert_fully_provisioned(organization: Organization) -> None:
     organization.refresh_from_db()
     assert organization.status == Organization.Status.ACTIVE, organization.last_error
-    assert organization.activated_at is not None and organization.last_error == ""
+    assert organization.activated_at is not None
+    assert organization.last_error == ""
     schema = organization.schema_name
     assert schemas_like(schema) == [schema]
     ledger = tenant_query(

@@ -69,7 +69,8 @@ def test_bad_input_shows_field_errors_and_creates_nothing(
     response = admin_session.post(ADD, data)
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
-    assert field in errors and message in " ".join(errors[field]).lower()
+    assert field in errors
+    assert message in " ".join(errors[field]).lower()
     assert not Organization.objects.exists()
 
 
@@ -103,9 +104,11 @@ def test_the_admin_says_client_organisation_in_titles_links_and_columns(admin_se
     assert "<title>Add client organisation |" in admin_session.get(ADD).content.decode()
     _org()
     changelist = admin_session.get(CHANGELIST).content.decode()
-    assert "Select client organisation to change" in changelist and "1 client organisation" in changelist
+    assert "Select client organisation to change" in changelist
+    assert "1 client organisation" in changelist
     operations = admin_session.get(reverse("admin:tenants_operation_changelist")).content.decode()
-    assert ">Client organisation<" in operations and "Organization" not in operations
+    assert ">Client organisation<" in operations
+    assert "Organization" not in operations
 
 
 def test_a_duplicate_name_for_another_admin_is_the_services_conflict(admin_session: Any) -> None:
@@ -142,13 +145,16 @@ def test_organisation_and_operation_pages_have_no_save_button_and_offer_the_stat
 ) -> None:
     failed = _org(status="failed", last_error="bad template")
     page = admin_session.get(reverse("admin:organizations_organization_change", args=[failed.pk])).content.decode()
-    assert 'name="_save"' not in page and 'name="_continue"' not in page
-    assert 'value="retry_selected"' in page and 'value="deprovision_selected"' in page
+    assert 'name="_save"' not in page
+    assert 'name="_continue"' not in page
+    assert 'value="retry_selected"' in page
+    assert 'value="deprovision_selected"' in page
     assert 'value="suspend_selected"' not in page
     operation = Operation.objects.get(organization=failed, step="request")
     page = admin_session.get(reverse("admin:tenants_operation_change", args=[operation.pk])).content.decode()
     assert 'name="_save"' not in page
-    assert f"Open {failed.name}" in page and 'value="retry_selected"' in page
+    assert f"Open {failed.name}" in page
+    assert 'value="retry_selected"' in page
     assert f'name="_selected_action" value="{failed.pk}"' in page  # the button acts on the organisation
 
 
@@ -180,7 +186,8 @@ def test_the_operations_error_column_is_cut_with_the_whole_error_as_a_tooltip(ad
     long_error = "relation crm_contacts does not exist " * 10
     OperationFactory(step="templates", outcome="failure", error=long_error)
     page = admin_session.get(reverse("admin:tenants_operation_changelist")).content.decode()
-    assert f'title="{long_error}"' in page and "gc-truncated" in page
+    assert f'title="{long_error}"' in page
+    assert "gc-truncated" in page
     assert "field-job_id" not in page  # columns chosen for a 1366 px screen
 
 
@@ -189,9 +196,12 @@ def test_changelist_shows_badges_plan_and_time_to_active_and_filters(admin_sessi
     _org(status="active", plan_code="pro", created_at=now - dt.timedelta(seconds=42), activated_at=now)
     _org("Globex", status="failed", last_error="boom")
     page = admin_session.get(CHANGELIST).content.decode()
-    assert 'data-status="active"' in page and 'data-status="failed"' in page and "pro" in page
+    assert 'data-status="active"' in page
+    assert 'data-status="failed"' in page
+    assert "pro" in page
     filtered = admin_session.get(CHANGELIST, {"status__exact": "failed"}).content.decode()
-    assert "Globex" in filtered and "ACME Corp" not in filtered
+    assert "Globex" in filtered
+    assert "ACME Corp" not in filtered
     assert "Globex" in admin_session.get(CHANGELIST, {"q": "globex"}).content.decode()
 
 
@@ -199,7 +209,8 @@ def test_lifecycle_action_asks_for_confirmation_then_calls_the_service(admin_ses
     organization = _org(status="failed", last_error="boom")
     data = {"action": "retry_selected", "_selected_action": [str(organization.pk)]}
     confirm = admin_session.post(CHANGELIST, data)
-    assert confirm.status_code == 200 and b"Provisioning starts again" in confirm.content
+    assert confirm.status_code == 200
+    assert b"Provisioning starts again" in confirm.content
     organization.refresh_from_db()
     assert organization.status == "failed"  # nothing happened yet
     done = admin_session.post(CHANGELIST, {**data, "confirm": "yes", "reason": "template fixed"})
@@ -227,7 +238,9 @@ def test_change_page_shows_operations_inline_with_durations_and_errors(admin_ses
     page = admin_session.get(
         reverse("admin:organizations_organization_change", args=[organization.pk])
     ).content.decode()
-    assert "001_client_schema_template.pgsql failed" in page and "0 ms" in page and "provision" in page
+    assert "001_client_schema_template.pgsql failed" in page
+    assert "0 ms" in page
+    assert "provision" in page
 
 
 def test_dashboard_renders_counts_queue_chart_and_failures_with_retry(admin_session: Any) -> None:
@@ -244,15 +257,22 @@ def test_dashboard_renders_counts_queue_chart_and_failures_with_retry(admin_sess
     page = admin_session.get(DASHBOARD)
     assert page.status_code == 200
     html = page.content.decode()
-    assert '<svg class="gc-chart"' in html and 'class="p95"' in html and 'class="p50"' in html
+    assert '<svg class="gc-chart"' in html
+    assert 'class="p95"' in html
+    assert 'class="p50"' in html
     ends = [label["text"] for label in page.context["chart"]["labels"]]
-    assert ends[-1] == f"{page.context['stats'].hourly[-1]['end']:%H:%M}" and f">{ends[-1]}</text>" in html
-    assert "bad template" in html and reverse("admin:tenants_organization_retry", args=[failed.pk]) in html
+    assert ends[-1] == f"{page.context['stats'].hourly[-1]['end']:%H:%M}"
+    assert f">{ends[-1]}</text>" in html
+    assert "bad template" in html
+    assert reverse("admin:tenants_organization_retry", args=[failed.pk]) in html
     stats = page.context["stats"]
-    assert stats.counts["active"] == 5 and stats.counts["failed"] == 1
+    assert stats.counts["active"] == 5
+    assert stats.counts["failed"] == 1
     assert stats.activated_last_day == 5
-    assert stats.p50_seconds == pytest.approx(30, abs=1) and stats.p95_seconds == pytest.approx(88, abs=1)
-    assert stats.queue["error"] == "" and stats.queue["queued"] >= 0
+    assert stats.p50_seconds == pytest.approx(30, abs=1)
+    assert stats.p95_seconds == pytest.approx(88, abs=1)
+    assert stats.queue["error"] == ""
+    assert stats.queue["queued"] >= 0
     retried = admin_session.post(reverse("admin:tenants_organization_retry", args=[failed.pk]))
     assert retried.status_code == 302
     failed.refresh_from_db()
@@ -306,7 +326,8 @@ def test_the_chart_axis_marks_the_ends_of_the_rolling_hours_it_counts() -> None:
     assert [label["anchor"] for label in chart["labels"]] == ["middle"] * 5 + ["end"]
     # The bars for 15:19-16:19 stand in the slot that ends at the 16:19 tick; the last bars end at 20:19.
     tea = [bar for bar in chart["bars"] if bar["title"].startswith("15:19-16:19 UTC")]
-    assert len(tea) == 2 and all(48 + 19 * slot < bar["x"] < bar["x"] + bar["w"] < 48 + 20 * slot for bar in tea)
+    assert len(tea) == 2
+    assert all(48 + 19 * slot < bar["x"] < bar["x"] + bar["w"] < 48 + 20 * slot for bar in tea)
     assert chart["labels"][4]["x"] == round(48 + 20 * slot, 1)
     assert chart["bars"][-1]["title"] == "19:19-20:19 UTC: p50 30.0 s (2 active)"
 
@@ -316,12 +337,15 @@ def test_service_key_admin_shows_the_key_once_and_revokes(admin_session: Any) ->
     response = admin_session.post(add, {"name": "signup-site", "scopes": ["organizations:write"]})
     assert response.status_code == 200
     raw = response.context["raw_key"]
-    assert KEY_RE.match(raw) and raw in response.content.decode()
+    assert KEY_RE.match(raw)
+    assert raw in response.content.decode()
     key = ServiceKey.objects.get()
-    assert key.scopes == "organizations:write" and key.created_by is not None
+    assert key.scopes == "organizations:write"
+    assert key.created_by is not None
     # Shown once: the change page shows only the prefix.
     page = admin_session.get(reverse("admin:tenants_servicekey_change", args=[key.pk])).content.decode()
-    assert raw not in page and f"gcrm_{key.prefix}_" in page
+    assert raw not in page
+    assert f"gcrm_{key.prefix}_" in page
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert client.get("/api/v1/organizations/").status_code == 403  # write-only key
@@ -399,7 +423,8 @@ def test_dashboard_percentiles_from_known_durations_overall_and_per_hour() -> No
     assert stats.p95_seconds == pytest.approx(600 + (1200 - 600) * 0.75)  # position 4.75 of 0..5
     assert stats.p50_seconds == pytest.approx(percentile(everything, 0.5))
     by_start = {bucket["start"]: bucket for bucket in stats.hourly}
-    assert len(stats.hourly) == 24 and sum(bucket["count"] for bucket in stats.hourly) == 6
+    assert len(stats.hourly) == 24
+    assert sum(bucket["count"] for bucket in stats.hourly) == 6
     last = stats.hourly[-1]
     assert (last["count"], last["p50"], last["p95"]) == (4, 150.0, pytest.approx(240 - 60 * 0.15))
     earlier_bucket = next(b for start, b in by_start.items() if start <= earlier < start + dt.timedelta(hours=1))

@@ -50,7 +50,9 @@ def test_provision_client_wait_follows_progress_and_exits_0_when_active(run_work
     thread.join(timeout=120)
     assert outcome["exit"] == 0, outcome["stderr"].getvalue()
     out = outcome["stdout"].getvalue()
-    assert "is pending" in out and "templates" in out and "is active" in out
+    assert "is pending" in out
+    assert "templates" in out
+    assert "is active" in out
     organization = Organization.objects.get(slug="acme-corp")
     assert organization.plan_code == "pro"
     assert_fully_provisioned(organization)
@@ -67,7 +69,8 @@ def test_provision_client_wait_exits_1_with_the_reason_when_provisioning_fails(
     run_worker()
     thread.join(timeout=120)
     assert outcome["exit"] == 1
-    assert "failed" in outcome["stderr"].getvalue() and "nosuchtype" in outcome["stderr"].getvalue()
+    assert "failed" in outcome["stderr"].getvalue()
+    assert "nosuchtype" in outcome["stderr"].getvalue()
 
 
 @pytest.mark.django_db
@@ -114,11 +117,14 @@ def test_tenants_list_show_and_actions(capsys: pytest.CaptureFixture[str], redis
     assert [o["slug"] for o in json.loads(capsys.readouterr().out)] == ["globex"]
     call_command("tenants", "list")
     table = capsys.readouterr().out
-    assert "acme-corp" in table and "boom" in table and "2 organisation(s)." in table
+    assert "acme-corp" in table
+    assert "boom" in table
+    assert "2 organisation(s)." in table
 
     call_command("tenants", "show", "globex", "--json")
     shown = json.loads(capsys.readouterr().out)
-    assert shown["status"] == "failed" and [op["step"] for op in shown["operations"]] == ["request"]
+    assert shown["status"] == "failed"
+    assert [op["step"] for op in shown["operations"]] == ["request"]
 
     call_command("tenants", "retry", "globex", "--reason", "fixed")
     assert "is pending" in capsys.readouterr().out

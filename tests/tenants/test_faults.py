@@ -70,7 +70,8 @@ def test_a_step_left_running_by_a_killed_worker_is_closed_as_abandoned_by_the_re
     organization = request_organization()
     kill_worker_at("started:templates", tmp_path)
     running = Operation.objects.get(organization=organization, step="templates")
-    assert running.outcome == "running" and running.finished_at is None
+    assert running.outcome == "running"
+    assert running.finished_at is None
     wait_for(
         lambda: not tenant_query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s",
                                  [provisioning.ADVISORY_NAMESPACE]),
@@ -79,7 +80,8 @@ def test_a_step_left_running_by_a_killed_worker_is_closed_as_abandoned_by_the_re
     SystemSetting.objects.create(key="provisioning.stuck_after_minutes", value="0")
     assert provisioning.organizations_reconcile()["requeued"] == 1
     running.refresh_from_db()
-    assert running.outcome == "abandoned" and running.finished_at is not None
+    assert running.outcome == "abandoned"
+    assert running.finished_at is not None
     assert AuditEvent.objects.filter(action="organization.operations_abandoned", organization_id=organization.pk)
     run_worker()
     assert_fully_provisioned(organization)
@@ -111,7 +113,8 @@ def test_worker_killed_mid_job_is_finished_by_the_reconciler_without_a_half_sche
     run_worker()
     assert_fully_provisioned(organization)
     reconcile = Operation.objects.get(organization=organization, step="reconcile")
-    assert reconcile.job_id and "re-enqueued" in reconcile.message
+    assert reconcile.job_id
+    assert "re-enqueued" in reconcile.message
     assert Operation.objects.filter(organization=organization, step="schema", outcome="success").count() == 2
 
 

@@ -33,7 +33,8 @@ def test_request_creates_a_pending_organisation_with_an_operation_and_audit_even
         ("request", "pending")
     ]
     event = AuditEvent.objects.get(action="organization.request")
-    assert event.organization_id == organization.pk and event.actor_label == "test"
+    assert event.organization_id == organization.pk
+    assert event.actor_label == "test"
 
 
 @pytest.mark.parametrize(
@@ -65,7 +66,8 @@ def test_a_plan_code_must_name_an_active_billing_plan() -> None:
     none_yet = (
         "There is no active billing plan with the code 'starter'; no active plans exist, so leave the plan empty."
     )
-    assert caught.value.message == none_yet and caught.value.extra["fields"] == {"plan": [none_yet]}
+    assert caught.value.message == none_yet
+    assert caught.value.extra["fields"] == {"plan": [none_yet]}
     PlanFactory(code="team", unit_amount=5_000)
     retired = PlanFactory(code="starter", unit_amount=2_000)
     retired.active = False
@@ -76,7 +78,8 @@ def test_a_plan_code_must_name_an_active_billing_plan() -> None:
         assert caught.value.extra["fields"]["plan"] == [
             f"There is no active billing plan with the code {code!r}; use one of: team."
         ]
-    assert not Organization.objects.exists() and not Operation.objects.exists()
+    assert not Organization.objects.exists()
+    assert not Operation.objects.exists()
     assert _request(plan_code=" team ").plan_code == "team"
 
 
@@ -111,7 +114,8 @@ def test_allowed_transition_records_operation_and_audit() -> None:
         organization_id=organization.pk, to_status=Status.PROVISIONING, actor=ACTOR, step="provision", job_id="j1"
     )
     organization.refresh_from_db()
-    assert organization.status == Status.PROVISIONING and organization.status_changed_at is not None
+    assert organization.status == Status.PROVISIONING
+    assert organization.status_changed_at is not None
     operation = Operation.objects.get(organization=organization, step="provision")
     assert (operation.from_status, operation.to_status, operation.job_id) == ("pending", "provisioning", "j1")
     assert AuditEvent.objects.filter(action="organization.provision", organization_id=organization.pk).count() == 1
@@ -135,7 +139,8 @@ def test_failed_transition_keeps_the_reason_and_active_sets_activated_at() -> No
         organization_id=organization.pk, to_status=Status.ACTIVE, actor=ACTOR, step="activate"
     )
     organization.refresh_from_db()
-    assert organization.last_error == "" and organization.activated_at is not None
+    assert organization.last_error == ""
+    assert organization.activated_at is not None
 
 
 @pytest.mark.parametrize(
@@ -166,7 +171,8 @@ def test_retry_moves_failed_back_to_pending_and_refuses_active() -> None:
     Organization.objects.filter(pk=organization.pk).update(status=Status.FAILED, last_error="boom")
     services.organization_retry(organization_id=organization.pk, actor=ACTOR)
     organization.refresh_from_db()
-    assert organization.status == Status.PENDING and organization.last_error == ""
+    assert organization.status == Status.PENDING
+    assert organization.last_error == ""
     Organization.objects.filter(pk=organization.pk).update(status=Status.ACTIVE)
     with pytest.raises(Conflict):
         services.organization_retry(organization_id=organization.pk, actor=ACTOR)
@@ -194,13 +200,15 @@ def test_a_tenant_database_fault_after_suspend_or_resume_keeps_the_status_record
     monkeypatch.setattr(roles, "app_role_disable", down)
     with pytest.raises(TransientError, match="could not revoke its login") as caught:
         services.organization_suspend(organization_id=organization.pk, actor=ACTOR, reason="unpaid")
-    assert caught.value.code == "tenant_database_unavailable" and caught.value.http_status == 503
+    assert caught.value.code == "tenant_database_unavailable"
+    assert caught.value.http_status == 503
     assert touched == [False]
     organization.refresh_from_db()
     assert organization.status == "suspended"
     assert Operation.objects.filter(organization=organization, step="suspend", outcome="success").exists()
     sync = Operation.objects.get(organization=organization, step="login_sync")
-    assert sync.outcome == "failure" and "connection to server" in sync.error
+    assert sync.outcome == "failure"
+    assert "connection to server" in sync.error
     assert AuditEvent.objects.filter(action="organization.login_sync", outcome="failure").count() == 1
 
     monkeypatch.setattr(roles, "app_role_enable", down)
@@ -240,7 +248,8 @@ def test_a_tenant_database_unreachable_at_job_start_is_a_transient_failure_then_
     assert organization.status == Status.PENDING
     assert organization.last_error.startswith("Transient error, will retry: connection to server")
     start = Operation.objects.get(organization=organization, step="start")
-    assert (start.outcome, start.job_id) == ("failure", "job-1") and "Connection refused" in start.error
+    assert (start.outcome, start.job_id) == ("failure", "job-1")
+    assert "Connection refused" in start.error
 
     monkeypatch.setattr(queue, "retries_left", lambda: 0)  # the last try
     with pytest.raises(psycopg.OperationalError):
@@ -281,6 +290,7 @@ def test_deprovisioning_records_the_export_as_an_operation_failed_or_done(
     monkeypatch.setattr(backups, "schema_export", lambda *, schema, destination=None: dump)
     assert provisioning.organization_deprovision_run(organization_id=str(organization.pk)) == "deleted"
     done = Operation.objects.get(organization=organization, step="export", outcome="success")
-    assert done.attempt == 2 and str(dump) in done.message
+    assert done.attempt == 2
+    assert str(dump) in done.message
     organization.refresh_from_db()
     assert (organization.status, organization.export_path) == ("deleted", str(dump))

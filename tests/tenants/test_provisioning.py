@@ -49,18 +49,22 @@ def test_api_request_to_active_schema_with_templates_admin_user_invitation_opera
     )
     assert response.status_code == 202, response.content
     body = response.json()
-    assert body["status"] == "pending" and body["status_url"].endswith(f"/api/v1/organizations/{body['id']}/")
+    assert body["status"] == "pending"
+    assert body["status_url"].endswith(f"/api/v1/organizations/{body['id']}/")
     assert run_worker() == 1
 
     organization = Organization.objects.get(pk=body["id"])
     assert_fully_provisioned(organization)
     status = api.get(body["status_url"]).json()
-    assert status["status"] == "active" and status["activated_at"] and status["last_error"] == ""
+    assert status["status"] == "active"
+    assert status["activated_at"]
+    assert status["last_error"] == ""
     assert [op["step"] for op in status["operations"]] == ["request", "provision", *STEPS, "activate"]
     assert all(op["outcome"] == "success" for op in status["operations"])
     assert all(op["duration_ms"] is not None for op in status["operations"])
     job_ids = {op["job_id"] for op in status["operations"] if op["step"] in STEPS}
-    assert len(job_ids) == 1 and job_ids != {""}
+    assert len(job_ids) == 1
+    assert job_ids != {""}
 
     invitation = Invitation.objects.get(organization_id=organization.pk)
     assert (invitation.email, invitation.role) == ("admin@acme.test", "tenant_admin")
@@ -106,9 +110,11 @@ def test_bad_template_fails_at_once_with_the_reason_then_retry_after_the_fix_goe
     run_worker()
     organization.refresh_from_db()
     assert organization.status == Status.FAILED
-    assert broken.name in organization.last_error and "nosuchtype" in organization.last_error
+    assert broken.name in organization.last_error
+    assert "nosuchtype" in organization.last_error
     failed = Operation.objects.get(organization=organization, step="templates")
-    assert failed.outcome == "failure" and "nosuchtype" in failed.error
+    assert failed.outcome == "failure"
+    assert "nosuchtype" in failed.error
     # The failing file rolled back whole: nothing of it is in the schema.
     assert not tenant_query(
         "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename LIKE 'widgets%%'", [organization.schema_name]
@@ -216,5 +222,6 @@ def test_a_job_timeout_marks_the_organisation_failed_with_the_reason(
     run_worker()
     organization.refresh_from_db()
     assert organization.status == Status.FAILED
-    assert "JobTimeoutException" in organization.last_error and "45 seconds" in organization.last_error
+    assert "JobTimeoutException" in organization.last_error
+    assert "45 seconds" in organization.last_error
     assert queue.retries_left() == 0  # outside a job

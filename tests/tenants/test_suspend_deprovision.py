@@ -88,9 +88,11 @@ def test_the_reconciler_repairs_a_login_that_disagrees_with_the_status_and_audit
     assert provisioning.logins_reconcile() == {"logins_repaired": 0, "login_repair_failures": 0, "logins_missing": 0}
     set_login(active, can_login=False)  # active, yet its CRM cannot log in
     result = provisioning.organizations_reconcile()
-    assert result["logins_repaired"] == 1 and can_login(active)
+    assert result["logins_repaired"] == 1
+    assert can_login(active)
     repair = active.operations.get(step="login_repair")
-    assert repair.outcome == "success" and "LOGIN restored" in repair.message
+    assert repair.outcome == "success"
+    assert "LOGIN restored" in repair.message
     assert AuditEvent.objects.filter(action="organization.login_repair", organization_id=active.pk).count() == 1
 
     services.organization_suspend(organization_id=active.pk, actor=ACTOR, reason="unpaid")
@@ -122,7 +124,8 @@ def test_deprovision_exports_then_deletes_and_the_retention_purge_drops_schema_r
     export = Path(active.export_path)
     assert export.is_file()
     text = export.read_text()
-    assert f"CREATE SCHEMA {active.schema_name};" in text and 'INSERT INTO public."tenant_sql_ledger"' in text
+    assert f"CREATE SCHEMA {active.schema_name};" in text
+    assert 'INSERT INTO public."tenant_sql_ledger"' in text
     assert active.deleted_at is not None
     assert active.purge_after is not None
     assert abs((active.purge_after - active.deleted_at) - dt.timedelta(days=30)) < dt.timedelta(seconds=1)
@@ -164,7 +167,8 @@ def test_export_and_restore_commands_round_trip_a_schema(
     tenant_query(f"INSERT INTO \"{schema}\".crm_users (email, full_name, role) VALUES ('b@acme.test', 'B', 'member')")
     target = tmp_path / "acme.sql"
     call_command("tenants", "export", active.slug, "--output", str(target))
-    assert target.is_file() and "exported to" in capsys.readouterr().out
+    assert target.is_file()
+    assert "exported to" in capsys.readouterr().out
     with pytest.raises(CommandError, match="already exists"):
         call_command("tenants", "restore", str(target))
 
@@ -276,5 +280,8 @@ def test_the_crm_support_page_reads_the_clients_users_and_counts_through_the_mir
     url = reverse("admin:tenants_organization_crm", kwargs={"organization_id": active.pk})
     assert f'href="{url}"' in change
     page = admin_session.get(url).content.decode()
-    assert "Users (2)" in page and active.admin_email in page and "Bea" in page and "Tenant CRM admin" in page
+    assert "Users (2)" in page
+    assert active.admin_email in page
+    assert "Bea" in page
+    assert "Tenant CRM admin" in page
     assert "0 companies, 0 contacts, 0 deals." in page

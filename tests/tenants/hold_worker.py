@@ -14,9 +14,18 @@ from pathlib import Path
 
 import django
 
+# The app registry must be ready before the project's modules load their models.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ghostcrm.settings_test")
+django.setup()
 
-def hold_at(event: str, step: str, folder: Path):  # type: ignore[no-untyped-def]
-    def hook(seen_event: str, seen_step: str, organization: object) -> None:
+from django.core.management import call_command  # noqa: E402
+
+from ghostcrm.organizations.models import Organization  # noqa: E402
+from tenants.provisioning import steps  # noqa: E402
+
+
+def hold_at(event: str, step: str, folder: Path) -> steps.StepHook:
+    def hook(seen_event: str, seen_step: str, organization: Organization) -> None:
         if (seen_event, seen_step) != (event, step):
             return
         (folder / "reached").write_text(str(os.getpid()))
@@ -30,13 +39,6 @@ def hold_at(event: str, step: str, folder: Path):  # type: ignore[no-untyped-def
 def main() -> None:
     where, folder = sys.argv[1], Path(sys.argv[2])
     event, _, step = where.partition(":")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ghostcrm.settings_test")
-    django.setup()
-    # After django.setup(): the app registry must be ready before these modules load their models.
-    from django.core.management import call_command
-
-    from tenants.provisioning import steps
-
     steps.step_hooks.append(hold_at(event, step, folder))
     call_command("rqworker", "provisioning", burst=True, worker_class="rq.SimpleWorker")
 

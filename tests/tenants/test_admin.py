@@ -6,16 +6,19 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from billing.models import Customer, Subscription
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor
 from ghostcrm.organizations.models import Organization
 from tenants import services
 from tenants.admin_display import time_to_active_chart
-from tenants.keys import KEY_RE
+from tenants.keys import KEY_RE, service_key_create
 from tenants.models import Operation, ServiceKey
 from tenants.selectors import percentile, provisioning_dashboard
 from tests.tenants.factories import OperationFactory, OrganizationFactory, PlanFactory
@@ -159,8 +162,6 @@ def test_organisation_and_operation_pages_have_no_save_button_and_offer_the_stat
 
 
 def test_the_plan_column_shows_the_live_subscriptions_plan(admin_session: Any) -> None:
-    from billing.models import Customer, Subscription
-
     PlanFactory(code="pro", unit_amount=9_000)
     subscribed = OrganizationFactory(name="ACME Corp", status="active")
     OrganizationFactory(name="Globex", status="active")
@@ -369,9 +370,6 @@ def test_service_key_admin_refuses_bad_input(admin_session: Any) -> None:
 
 
 def _changelist_queries(admin_session: Any, url: str) -> int:
-    from django.db import connections
-    from django.test.utils import CaptureQueriesContext
-
     with CaptureQueriesContext(connections["default"]) as queries:
         response = admin_session.get(url)
     assert response.status_code == 200
@@ -379,8 +377,6 @@ def _changelist_queries(admin_session: Any, url: str) -> int:
 
 
 def _add_rows(start: int, count: int, super_admin: Any) -> None:
-    from tenants.keys import service_key_create
-
     for i in range(start, start + count):
         organization = _org(f"Client {i}", status="active", activated_at=timezone.now(), plan_code="pro")
         services.organization_transition(organization_id=organization.pk, to_status="suspended",

@@ -11,12 +11,16 @@ from typing import Any
 
 import django_rq
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
 from django.test import override_settings
+from rq import cron
 
+from ghostcrm.accounts.models import Invitation
 from ghostcrm.organizations.models import Organization
+from tenants import jobs, periodic
 from tests.tenants.factories import PlanFactory
 from tests.tenants.helpers import assert_fully_provisioned, wait_for
 
@@ -150,7 +154,6 @@ def test_every_command_takes_a_slug_a_schema_name_or_an_id(capsys: pytest.Captur
     assert "ACME Corp is active" in capsys.readouterr().out
 
     call_command("invite_user", "--email", "second@acme.test", "--role", "tenant_admin", "--organization", "acme-corp")
-    from ghostcrm.accounts.models import Invitation
 
     assert Invitation.objects.get(email="second@acme.test").organization_id == organization.pk
     with pytest.raises(CommandError, match="give a slug"):
@@ -159,10 +162,6 @@ def test_every_command_takes_a_slug_a_schema_name_or_an_id(capsys: pytest.Captur
 
 @pytest.mark.django_db
 def test_periodic_jobs_registry_feeds_rq_cron() -> None:
-    from rq import cron
-
-    from tenants import jobs, periodic
-
     resolved = periodic.periodic_jobs()
     assert {"func": jobs.reconcile_job, "queue_name": "provisioning", "interval": 60}.items() <= resolved[0].items()
     extra = [{"func": "tenants.jobs.reconcile_job", "queue": "provisioning", "interval": 60},
@@ -174,7 +173,6 @@ def test_periodic_jobs_registry_feeds_rq_cron() -> None:
             ("provisioning", 60, None),
             ("default", None, "0 3 * * *"),
         ]
-    from django.core.exceptions import ImproperlyConfigured
 
     for bad in (
         [{"func": "tenants.jobs.reconcile_job", "queue": "nope", "interval": 60}],

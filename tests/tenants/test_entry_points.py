@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -92,8 +93,6 @@ def test_every_entry_point_records_one_operation_and_one_audit_event_per_action(
 def test_suspending_a_suspended_organisation_is_409_in_the_api_and_refused_everywhere(
     admin_session: Any, redis_conn: Any
 ) -> None:
-    from django.core.management.base import CommandError
-
     _, raw = service_key_create(name="ops", scopes=["organizations:lifecycle"], actor=Actor.system("t"))
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import connections
@@ -20,6 +21,7 @@ from ghostcrm.core.models import SystemSetting
 from ghostcrm.organizations.models import Organization
 from tenants import provisioning, services
 from tenants.models import Operation
+from tests.support import tenant_conninfo
 from tests.tenants.helpers import ACTOR, assert_fully_provisioned, schemas_like, tenant_query, wait_for
 
 Status = Organization.Status
@@ -122,10 +124,6 @@ def test_worker_killed_mid_job_is_finished_by_the_reconciler_without_a_half_sche
 def test_a_busy_organisation_is_left_to_the_worker_holding_its_lock(
     request_organization: Callable[..., Organization], run_worker: Callable[[], int]
 ) -> None:
-    import psycopg
-
-    from tests.support import tenant_conninfo
-
     organization = request_organization()
     with psycopg.connect(**tenant_conninfo()) as other:  # another worker's session holding the lock
         key = provisioning.lock_key(organization.pk)

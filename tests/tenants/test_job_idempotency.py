@@ -12,11 +12,13 @@ import psycopg
 import pytest
 from django.db import connections
 from django.utils import timezone
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from ghostcrm.accounts.models import Invitation
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.core.models import SystemSetting
 from ghostcrm.organizations.models import Organization
-from tenants import provisioning
+from tenants import provisioning, queue
 from tenants.models import Domain, Operation, Tenant
 from tenants.provisioning import steps
 from tests.tenants.helpers import STEPS, assert_fully_provisioned, schemas_like, tenant_query
@@ -31,7 +33,6 @@ def test_a_retry_after_each_step_finishes_with_one_complete_schema(
     crash_after: str, monkeypatch: pytest.MonkeyPatch, request_organization: Callable[..., Organization]
 ) -> None:
     """The step's work is done, then the connection drops before it is recorded: RQ's retry runs every step again."""
-    from ghostcrm.accounts.models import Invitation
 
     def crash_once(func: Callable[[Organization], str]) -> Callable[[Organization], str]:
         calls = []
@@ -161,10 +162,6 @@ def test_reconciler_threshold_picks_only_what_made_no_progress(
 def test_reconciler_without_redis_counts_what_it_could_not_requeue_and_records_nothing(
     monkeypatch: pytest.MonkeyPatch, request_organization: Callable[..., Organization]
 ) -> None:
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
-    from tenants import queue
-
     def no_redis(*args: Any, **kwargs: Any) -> str:
         raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import pytest
+from django.db import OperationalError, transaction
 
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor
-from ghostcrm.core.errors import Conflict, ValidationError
+from ghostcrm.core.errors import Conflict, TransientError, ValidationError
 from ghostcrm.organizations.models import Organization
-from tenants import services
+from tenants import provisioning, queue, roles, services
 from tenants.models import IdempotencyRecord, Operation
+from tenants.provisioning import backups, runner
 from tests.tenants.factories import PlanFactory
 
 pytestmark = pytest.mark.django_db
@@ -182,11 +185,6 @@ def test_retry_moves_failed_back_to_pending_and_refuses_active() -> None:
 def test_a_tenant_database_fault_after_suspend_or_resume_keeps_the_status_records_it_and_says_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from django.db import OperationalError, transaction
-
-    from ghostcrm.core.errors import TransientError
-    from tenants import queue, roles
-
     touched: list[bool] = []
 
     def down(*, schema: str) -> None:
@@ -231,11 +229,6 @@ def test_suspending_a_suspended_organisation_is_a_conflict() -> None:
 def test_a_tenant_database_unreachable_at_job_start_is_a_transient_failure_then_failed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import psycopg
-
-    from tenants import queue
-    from tenants.provisioning import runner
-
     def unreachable(organization_id: object) -> None:
         raise psycopg.OperationalError("connection to server at 127.0.0.1, port 5433 failed: Connection refused")
 
@@ -264,10 +257,6 @@ def test_a_tenant_database_unreachable_at_job_start_is_a_transient_failure_then_
 def test_deprovisioning_records_the_export_as_an_operation_failed_or_done(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    from ghostcrm.core.errors import TransientError
-    from tenants import provisioning, roles
-    from tenants.provisioning import backups
-
     organization = services.organization_request(name="ACME Corp", admin_email="a@acme.test", actor=ACTOR)
     Organization.objects.filter(pk=organization.pk).update(status="active")
     services.organization_deprovision(organization_id=organization.pk, actor=ACTOR, reason="contract ended")

@@ -6,12 +6,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import django_rq
 import pytest
 from django.core import mail
+from rest_framework.test import APIClient
+from rq.timeouts import JobTimeoutException
 
+from ghostcrm.accounts.models import Invitation
+from ghostcrm.accounts.signals import invitation_accepted
 from ghostcrm.audit.models import AuditEvent
+from ghostcrm.audit.services import Actor
+from ghostcrm.core.errors import TransientError
+from ghostcrm.core.models import SystemSetting
 from ghostcrm.organizations.models import Organization
+from tenants import queue, services
 from tenants.engine.services import tenant_roles
+from tenants.keys import service_key_create
 from tenants.models import Operation
 from tenants.provisioning import steps
 from tests.tenants.factories import PlanFactory
@@ -30,12 +40,6 @@ TENANT_DB = pytest.mark.django_db(databases=["default", "tenants"], transaction=
 def test_api_request_to_active_schema_with_templates_admin_user_invitation_operations_and_audit(
     run_worker: Callable[[], int], settings: Any
 ) -> None:
-    from rest_framework.test import APIClient
-
-    from ghostcrm.accounts.models import Invitation
-    from ghostcrm.audit.services import Actor
-    from tenants.keys import service_key_create
-
     PlanFactory(code="starter", unit_amount=2_000)
     key, raw = service_key_create(
         name="signup", scopes=["organizations:write", "organizations:read"], actor=Actor.system("test")
@@ -84,9 +88,6 @@ def test_api_request_to_active_schema_with_templates_admin_user_invitation_opera
 def test_duplicate_jobs_and_a_rerun_leave_one_schema_and_one_invitation(
     run_worker: Callable[[], int], request_organization: Callable[..., Organization]
 ) -> None:
-    from ghostcrm.accounts.models import Invitation
-    from tenants import queue
-
     organization = request_organization()
     queue.enqueue(queue.PROVISION_JOB, str(organization.pk))  # a duplicate of the on-commit job
     assert run_worker() == 2
@@ -122,7 +123,6 @@ def test_bad_template_fails_at_once_with_the_reason_then_retry_after_the_fix_goe
     assert AuditEvent.objects.filter(action="organization.fail", outcome="failure").exists()
 
     broken.write_text("CREATE TABLE widgets (id uuid PRIMARY KEY);\n")
-    from tenants import services
 
     services.organization_retry(organization_id=organization.pk, actor=ACTOR, reason="template fixed")
     run_worker()
@@ -137,8 +137,6 @@ def test_bad_template_fails_at_once_with_the_reason_then_retry_after_the_fix_goe
 def test_transient_errors_are_retried_and_the_last_attempt_marks_failed(
     run_worker: Callable[[], int], request_organization: Callable[..., Organization], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ghostcrm.core.errors import TransientError
-
     calls: list[str] = []
     real = steps.step_templates
 
@@ -172,9 +170,6 @@ def test_transient_errors_are_retried_and_the_last_attempt_marks_failed(
 def test_invitation_accepted_stores_the_password_hash_on_the_crm_admin(
     run_worker: Callable[[], int], request_organization: Callable[..., Organization]
 ) -> None:
-    from ghostcrm.accounts.models import Invitation
-    from ghostcrm.accounts.signals import invitation_accepted
-
     organization = request_organization()
     run_worker()
     invitation = Invitation.objects.get(organization_id=organization.pk)
@@ -202,11 +197,6 @@ def test_roles_follow_the_engine_naming(request_organization: Callable[..., Orga
 def test_a_job_timeout_marks_the_organisation_failed_with_the_reason(
     run_worker: Callable[[], int], request_organization: Callable[..., Organization], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rq.timeouts import JobTimeoutException
-
-    from ghostcrm.core.models import SystemSetting
-    from tenants import queue
-
     def stuck(organization: Organization) -> str:
         raise JobTimeoutException("Task exceeded maximum timeout value (45 seconds)")
 
@@ -215,7 +205,6 @@ def test_a_job_timeout_marks_the_organisation_failed_with_the_reason(
     organization = request_organization()
     job_id = Operation.objects.filter(organization=organization).values_list("job_id", flat=True).first()
     assert job_id == ""  # the request itself ran outside any job
-    import django_rq
 
     queued = django_rq.get_queue("provisioning").jobs
     assert [job.timeout for job in queued] == [45]

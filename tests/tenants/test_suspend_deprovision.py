@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.urls import reverse
 from django.utils import timezone
 
 from ghostcrm.audit.models import AuditEvent
@@ -18,6 +19,7 @@ from ghostcrm.core.errors import Conflict
 from ghostcrm.core.models import SystemSetting
 from ghostcrm.organizations.models import Organization
 from tenants import provisioning, services
+from tenants.engine.selectors import schemas_validate
 from tenants.engine.services import tenant_roles
 from tenants.models import Domain, Tenant
 from tests.support import tenant_conninfo
@@ -239,7 +241,6 @@ def test_a_deprovisioning_export_restores_the_purged_schema_exactly(
     active: Organization, run_worker: Callable[[], int]
 ) -> None:
     """The export a deprovision keeps is complete: after the purge, restoring it gives back the same schema."""
-    from tenants.engine.selectors import schemas_validate
 
     schema = active.schema_name
     tenant_query(f"INSERT INTO \"{schema}\".crm_users (email, full_name, role) VALUES ('b@acme.test', 'B', 'member')")
@@ -272,8 +273,6 @@ def test_a_deprovisioning_export_restores_the_purged_schema_exactly(
 def test_the_crm_support_page_reads_the_clients_users_and_counts_through_the_mirrors(
     active: Organization, admin_session: Any
 ) -> None:
-    from django.urls import reverse
-
     users = f'"{active.schema_name}".crm_users'
     tenant_query(f"INSERT INTO {users} (email, full_name, role) VALUES ('b@acme.test', 'Bea', 'member')")
     change = admin_session.get(reverse("admin:organizations_organization_change", args=[active.pk])).content.decode()

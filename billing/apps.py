@@ -30,8 +30,15 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         # The settings registry reads models, importable only once the app registry is ready: ready() is
-        # Django's documented place for this import.
+        # Django's documented place for these imports.
+        from billing import tenant_plans  # noqa: PLC0415, RUF100
         from ghostcrm.core.system_settings import SettingSpec, register  # noqa: PLC0415, RUF100
+        from tenants import plans  # noqa: PLC0415, RUF100
+
+        # Tenants sits below billing: it asks for plans through these callables, never billing's models.
+        plans.register(
+            active_plan_choices=tenant_plans.active_plan_choices, live_plan_names=tenant_plans.live_plan_names
+        )
 
         register(
             SettingSpec(

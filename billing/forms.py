@@ -14,7 +14,7 @@ from billing.money import from_minor, to_minor
 from billing.pricing import Tier
 from billing.services import catalogue
 from ghostcrm.core.errors import ApplicationError, ValidationError
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 
 
 class MoneyInput(forms.CharField):

@@ -152,7 +152,7 @@ class TaxRate(models.Model):
 class Customer(models.Model):
     """The billing customer: one per organisation, with its billing contact."""
 
-    organization = models.OneToOneField("tenants.Organization", on_delete=models.PROTECT, related_name="billing")
+    organization = models.OneToOneField("organizations.Organization", on_delete=models.PROTECT, related_name="billing")
     email = models.EmailField("billing contact e-mail")
     name = models.CharField(max_length=200, blank=True)
     address = models.TextField(blank=True, help_text="Printed on invoices.")
@@ -263,7 +263,9 @@ class MrrMovement(models.Model):
 class UsageReading(models.Model):
     """Seats (active CRM users) and contacts (not deleted) counted in a tenant schema at one moment."""
 
-    organization = models.ForeignKey("tenants.Organization", on_delete=models.CASCADE, related_name="usage_readings")
+    organization = models.ForeignKey(
+        "organizations.Organization", on_delete=models.CASCADE, related_name="usage_readings"
+    )
     taken_at = models.DateTimeField(db_index=True)
     seats = models.PositiveIntegerField()
     contacts = models.PositiveIntegerField()

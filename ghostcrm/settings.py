@@ -97,6 +97,7 @@ SHARED_APPS = [
     "django_otp.plugins.otp_static",
     "ghostcrm.accounts",
     "ghostcrm.audit",
+    "ghostcrm.organizations",
     "ghostcrm.integrations",
     "tenants",
     "tenants.engine",

@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from ghostcrm.core.views import favicon_view, root_view
@@ -16,6 +17,11 @@ urlpatterns = [
     path("favicon.ico", favicon_view, name="favicon"),
     path("admin/rq/", include("django_rq.urls")),
     path("accounts/", include("ghostcrm.accounts.urls")),
+    # Organisations moved from the tenants app to ghostcrm.organizations: old admin links still lead there.
+    re_path(
+        r"^admin/tenants/organization/(?P<rest>.*)$",
+        RedirectView.as_view(url="/admin/organizations/organization/%(rest)s", query_string=True, permanent=True),
+    ),
     path("admin/", admin.site.urls),
     path("billing/", include("billing.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -13,8 +13,8 @@ from redis.exceptions import RedisError
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
 from ghostcrm.core.errors import NotFound
+from ghostcrm.organizations.models import Organization
 from operations.models import Backup, DrillRun, Outcome
-from tenants.models import Organization
 
 PRIMARY_SERVER = "primary"
 LIVE = ("pending", "provisioning", "active", "failed", "suspended", "deprovisioning")

@@ -10,7 +10,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -21,56 +21,35 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from ghostcrm.audit.services import Actor
+from ghostcrm.core.admin_actions import ConfirmedAction, confirmed_action
 from ghostcrm.core.admin_base import AuditedModelAdmin, ReadOnlyAdminMixin
 from ghostcrm.core.errors import ApplicationError
-from ghostcrm.core.errors import ValidationError as AppValidationError
+from ghostcrm.organizations.models import Organization
 from tenants import keys, selectors, service_key_pages, services
-from tenants.models import Operation, Organization, ProvisioningDashboard, ServiceKey
+from tenants.admin_display import (
+    LIFECYCLE_CONSEQUENCES,
+    LIFECYCLE_DONE,
+    LIFECYCLE_LABELS,
+    format_duration,
+    status_badge,
+    time_to_active_chart,
+)
+from tenants.crm.selectors import crm_summary
+from tenants.models import Operation, ProvisioningDashboard, ServiceKey
 
 Status = Organization.Status
-BADGE_COLOURS: dict[str, str] = {
-    Status.PENDING: "#6c757d",
-    Status.PROVISIONING: "#0d6efd",
-    Status.ACTIVE: "#198754",
-    Status.FAILED: "#dc3545",
-    Status.SUSPENDED: "#fd7e14",
-    Status.DEPROVISIONING: "#6f42c1",
-    Status.DELETED: "#495057",
-    Status.PURGED: "#adb5bd",
-}
 SERVICE_FIELDS = {"name": "name", "admin_email": "admin_email", "plan": "plan_code"}
+# Statuses in which the client's schema holds its CRM (the support page reads it).
+CRM_STATUSES = frozenset({Status.ACTIVE, Status.SUSPENDED})
+ERROR_CHARS = 80  # an operation's error in the list; the whole text is its tooltip and on its page
 
 
-# The success message after a lifecycle action, per verb ("Suspend: ACME" read like an order, not a result).
-LIFECYCLE_DONE = {
-    "retry": "Provisioning starts again for",
-    "suspend": "Suspended",
-    "resume": "Resumed",
-    "deprovision": "Deprovisioning started for",
-}
-
-
-def status_badge(status: str) -> str:
-    label = Status(status).label if status in Status.values else status
-    return format_html(
-        '<span class="gc-status" data-status="{}" style="background:{};color:#fff;border-radius:8px;'
-        'padding:1px 8px;font-size:11px;font-weight:bold">{}</span>',
-        status,
-        BADGE_COLOURS.get(status, "#6c757d"),
-        label,
-    )
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {rest} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+def _lifecycle_buttons(organization: Organization) -> list[dict[str, Any]]:
+    """The buttons on an organisation's page: the lifecycle actions its status allows."""
+    return [
+        {"action": f"{verb}_selected", "label": LIFECYCLE_LABELS[verb], "danger": verb == "deprovision"}
+        for verb in services.lifecycle_actions_for(organization.status)
+    ]
 
 
 class PlanChoiceField(forms.ChoiceField):
@@ -85,6 +64,7 @@ class OrganizationAddForm(forms.ModelForm):
     """New organisations: name, admin e-mail, plan. The slug and schema name follow from the name."""
 
     plan_code = PlanChoiceField(label="Plan", required=False, help_text="An active billing plan, or no plan.")
+    existing: Organization | None = None
 
     class Meta:
         model = Organization
@@ -100,19 +80,16 @@ class OrganizationAddForm(forms.ModelForm):
         if self.errors:
             return data
         try:
-            checked = services.organization_validate_request(
+            # What the API would answer for the same request: a new organisation, the existing one (the same
+            # client asked again), or a refusal.
+            self.existing = services.organization_request_preview(
                 name=data.get("name", ""), admin_email=data.get("admin_email", ""), plan_code=data.get("plan_code", "")
             )
-        except AppValidationError as exc:
-            for field, errors in exc.extra.get("fields", {}).items():
+        except ApplicationError as exc:
+            fields = exc.extra.get("fields") or {"name": [exc.message]}
+            for field, errors in fields.items():
                 for error in errors:
                     self.add_error(SERVICE_FIELDS.get(field), error)
-            return data
-        existing = Organization.objects.filter(slug=checked["slug"]).first()
-        if existing is not None:
-            self.add_error(
-                "name", f"An organisation with this name already exists: {existing.name} ({existing.status})."
-            )
         return data
 
 
@@ -133,7 +110,8 @@ class OperationInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(AuditedModelAdmin):
-    list_display = ("name", "slug", "status_badge", "plan_code", "admin_email", "created_at", "time_to_active")
+    # Chosen to fit a 1366 px screen with the sidebar: the admin e-mail is on the organisation's page.
+    list_display = ("name", "slug", "status_badge", "plan", "created_at", "time_to_active")
     list_filter = ("status", "plan_code", "created_at")
     search_fields = ("name", "slug", "admin_email", "schema_name", "=id")
     date_hierarchy = "created_at"
@@ -172,11 +150,43 @@ class OrganizationAdmin(AuditedModelAdmin):
     def status_badge(self, obj: Organization) -> str:
         return status_badge(obj.status)
 
+    @admin.display(description="plan")
+    def plan(self, obj: Organization) -> str:
+        """The live subscription's plan (from billing), else the plan chosen at sign-up."""
+        return getattr(obj, "live_plan", "") or obj.plan_code or "-"
+
     @admin.display(description="time to active")
     def time_to_active(self, obj: Organization) -> str:
         if obj.activated_at is None or obj.created_at is None:
             return "-"
         return format_duration((obj.activated_at - obj.created_at).total_seconds())
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        page = list(changelist.result_list)  # evaluated once; the template iterates the same objects
+        live = selectors.live_plan_names(organization_ids=[organization.pk for organization in page])
+        for organization in page:
+            organization.live_plan = live.get(organization.pk, "")  # type: ignore[attr-defined]
+        return changelist
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # Nothing here is edited by hand: no Save buttons; the status' actions are buttons at the top.
+        organization = self.get_object(request, object_id)
+        context = {
+            **(extra_context or {}),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "lifecycle_buttons": _lifecycle_buttons(organization) if organization is not None else [],
+            "crm_url": (
+                reverse("admin:tenants_organization_crm", kwargs={"organization_id": organization.pk})
+                if organization is not None and organization.status in CRM_STATUSES
+                else ""
+            ),
+        }
+        return super().change_view(request, object_id, form_url, extra_context=context)
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is None:
@@ -198,7 +208,7 @@ class OrganizationAdmin(AuditedModelAdmin):
         return False  # organisations leave through deprovisioning, never a bare delete
 
     def has_lifecycle_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.has_perm("tenants.lifecycle_organization"))
+        return bool(request.user.has_perm("organizations.lifecycle_organization"))
 
     def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
         if change:
@@ -213,36 +223,47 @@ class OrganizationAdmin(AuditedModelAdmin):
         obj.pk = created.pk
         obj._state.adding = False
         obj.refresh_from_db()
+        request._organization_existed = getattr(form, "existing", None) is not None  # type: ignore[attr-defined]
+
+    def log_addition(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
+        # The service recorded the request (organization.request, with this user and request): one audit event
+        # per add, and none when the same client was asked for again and the existing organisation returned.
+        if getattr(request, "_organization_existed", False):
+            return None
+        return admin.ModelAdmin.log_addition(self, request, obj, message)
+
+    def response_add(self, request: HttpRequest, obj: Organization, post_url_continue: str | None = None) -> Any:
+        if getattr(request, "_organization_existed", False):
+            self.message_user(
+                request,
+                f"{obj.name} was already requested for {obj.admin_email} ({obj.status}); here it is.",
+                messages.INFO,
+            )
+            return HttpResponseRedirect(reverse("admin:organizations_organization_change", args=[obj.pk]))
+        return super().response_add(request, obj, post_url_continue)
 
     # --- lifecycle actions, each with a confirmation page ---
     def _lifecycle(self, request: HttpRequest, queryset: QuerySet[Organization], *, verb: str) -> HttpResponse | None:
-        if request.POST.get("confirm") != "yes":
-            organizations = list(queryset)
-            context = {
-                **self.admin_site.each_context(request),
-                "title": f"{verb.capitalize()} {len(organizations)} organisation(s)?",
-                "organizations": organizations,
-                "action": f"{verb}_selected",
-                "verb": verb,
-                "opts": self.model._meta,
-                "action_checkbox_name": ACTION_CHECKBOX_NAME,
-            }
-            return TemplateResponse(request, "tenants/admin/confirm_action.html", context)
-        reason = request.POST.get("reason", "").strip()[:1000] or f"{verb} from the admin"
-        done, refused = [], []
-        for organization in queryset:
-            try:
-                services.LIFECYCLE_ACTIONS[verb](
-                    organization_id=organization.pk, actor=Actor.for_user(request.user), reason=reason, request=request
-                )
-                done.append(organization.name)
-            except ApplicationError as exc:
-                refused.append(f"{organization.name}: {exc.message}")
-        if done:
-            self.message_user(request, f"{LIFECYCLE_DONE[verb]}: {', '.join(done)}.", messages.SUCCESS)
-        for problem in refused:
-            self.message_user(request, problem, messages.ERROR)
-        return None
+        actor = Actor.for_user(request.user)
+
+        def perform(organization: Organization, reason: str) -> None:
+            services.LIFECYCLE_ACTIONS[verb](
+                organization_id=organization.pk, actor=actor, reason=reason, request=request
+            )
+
+        action = ConfirmedAction(
+            name=f"{verb}_selected",
+            verb=verb,
+            consequence=LIFECYCLE_CONSEQUENCES[verb],
+            headers=("organisation", "slug", "status"),
+            cells=lambda org: (org.name, org.slug, org.get_status_display()),
+            note=lambda org: "" if verb in services.lifecycle_actions_for(org.status) else f"it is {org.status}",
+            perform=perform,
+            done=LIFECYCLE_DONE[verb],
+            default_reason=f"{verb} from the admin",
+            danger=verb == "deprovision",
+        )
+        return confirmed_action(self, request, queryset, action)
 
     @admin.action(description="Retry provisioning of selected organisations", permissions=["lifecycle"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[Organization]) -> HttpResponse | None:
@@ -264,6 +285,11 @@ class OrganizationAdmin(AuditedModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         extra = [
             path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="tenants_provisioning_dashboard"),
+            path(
+                "<uuid:organization_id>/crm/",
+                self.admin_site.admin_view(self.crm_view),
+                name="tenants_organization_crm",
+            ),
             path(
                 "<uuid:organization_id>/retry/",
                 self.admin_site.admin_view(require_POST(self.retry_view)),
@@ -293,6 +319,20 @@ class OrganizationAdmin(AuditedModelAdmin):
         }
         return TemplateResponse(request, "tenants/dashboard.html", context)
 
+    def crm_view(self, request: HttpRequest, organization_id: Any) -> HttpResponse:
+        """Support: the client's CRM users and record counts, read through the read-only mirrors."""
+        organization = get_object_or_404(Organization, pk=organization_id)
+        if not self.has_view_permission(request, organization):
+            return HttpResponseRedirect(reverse("admin:index"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"CRM of {organization.name}",
+            "opts": self.model._meta,
+            "organization": organization,
+            "crm": crm_summary(schema=organization.schema_name) if organization.status in CRM_STATUSES else None,
+        }
+        return TemplateResponse(request, "tenants/crm.html", context)
+
     def retry_view(self, request: HttpRequest, organization_id: Any) -> HttpResponse:
         organization = get_object_or_404(Organization, pk=organization_id)
         if not self.has_lifecycle_permission(request):
@@ -313,60 +353,6 @@ class OrganizationAdmin(AuditedModelAdmin):
 
 def _retry_url(organization: Organization) -> str:
     return reverse("admin:tenants_organization_retry", kwargs={"organization_id": organization.pk})
-
-
-def time_to_active_chart(hourly: list[dict[str, Any]], *, width: int = 720, height: int = 200) -> dict[str, Any]:
-    """Bars for p95 and p50 time to active per hour over the last day, as inline-SVG geometry.
-
-    The hours are rolling (they end now, e.g. at 20:19), so the axis marks instants, not hours: a tick and a
-    time (UTC) on the boundary where a bucket ends, every fourth one counted back from the last (now).
-    """
-    top = max([bucket["p95"] or 0 for bucket in hourly] + [1.0])
-    pad_left, pad_bottom = 48, 20
-    plot_w, plot_h = width - pad_left - 8, height - pad_bottom - 8
-    slot = plot_w / max(len(hourly), 1)
-    bars = []
-    for index, bucket in enumerate(hourly):
-        x = pad_left + index * slot
-        for key, inset in (("p95", 0.1), ("p50", 0.3)):
-            value = bucket[key]
-            if value is None:
-                continue
-            bar_h = max(plot_h * value / top, 1.0)
-            bars.append(
-                {
-                    "series": key,
-                    "x": round(x + slot * inset, 1),
-                    "y": round(8 + plot_h - bar_h, 1),
-                    "w": round(slot * (1 - 2 * inset), 1),
-                    "h": round(bar_h, 1),
-                    "title": (
-                        f"{bucket['start']:%H:%M}-{bucket['end']:%H:%M} UTC: {key} {format_duration(value)} "
-                        f"({bucket['count']} active)"
-                    ),
-                }
-            )
-    labels = [
-        {
-            "x": round(pad_left + (i + 1) * slot, 1),
-            "text": f"{bucket['end']:%H:%M}",
-            # The last time sits on the right edge of the plot: anchored at its end so it is not cut off.
-            "anchor": "end" if i == len(hourly) - 1 else "middle",
-        }
-        for i, bucket in enumerate(hourly)
-        if (len(hourly) - 1 - i) % 4 == 0
-    ]
-    return {
-        "width": width,
-        "height": height,
-        "bars": bars,
-        "labels": labels,
-        "label_y": height - 4,
-        "axis_y": 8 + plot_h,
-        "pad_left": pad_left,
-        "top_label": format_duration(top),
-        "empty": not bars,
-    }
 
 
 @admin.register(ProvisioningDashboard)
@@ -391,14 +377,30 @@ class ProvisioningDashboardAdmin(admin.ModelAdmin):
 
 @admin.register(Operation)
 class OperationAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
-    list_display = ("organization", "step", "attempt", "outcome", "started_at", "duration_ms", "job_id", "short_error")
+    # Chosen to fit a 1366 px screen: the job id is on the operation's page, the error is cut with a tooltip.
+    list_display = ("organization", "step", "attempt", "outcome", "started_at", "duration_ms", "short_error")
     list_filter = ("outcome", "step", "started_at")
     search_fields = ("organization__name", "organization__slug", "job_id", "error")
     list_select_related = ("organization",)
 
     @admin.display(description="error")
     def short_error(self, obj: Operation) -> str:
-        return obj.error[:120]
+        if len(obj.error) <= ERROR_CHARS:
+            return obj.error
+        return format_html(
+            '<span class="gc-truncated" title="{}">{}…</span>', obj.error, obj.error[:ERROR_CHARS].rstrip()
+        )
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # A record of what ran: its organisation's actions are on the page, there is nothing to save.
+        operation = self.get_object(request, object_id)
+        context = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False}
+        if operation is not None:
+            context["organization"] = operation.organization
+            context["lifecycle_buttons"] = _lifecycle_buttons(operation.organization)
+        return super().change_view(request, object_id, form_url, extra_context=context)
 
 
 class ServiceKeyForm(forms.ModelForm):

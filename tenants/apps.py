@@ -5,7 +5,7 @@ from django.apps import AppConfig
 
 class TenantsConfig(AppConfig):
     name = "tenants"
-    verbose_name = "Client organisations"
+    verbose_name = "Provisioning"
 
     def ready(self) -> None:
         from ghostcrm.core.system_settings import SettingSpec, register
@@ -38,6 +38,6 @@ class TenantsConfig(AppConfig):
             ),
         )
         from ghostcrm.accounts.signals import invitation_accepted
-        from tenants.provisioning import invitation_accepted_receiver
+        from tenants.provisioning.receivers import invitation_accepted_receiver
 
         invitation_accepted.connect(invitation_accepted_receiver, dispatch_uid="tenants.invitation_accepted")

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from tenants.schema_names import validate_schema_name
+from ghostcrm.organizations.schema_names import validate_schema_name
 
 
 def tenant_connection() -> BaseDatabaseWrapper:

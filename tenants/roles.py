@@ -9,13 +9,12 @@ from typing import Any
 
 from psycopg import sql
 
+from ghostcrm.organizations.schema_names import validate_schema_name
 from tenants.db import tenant_connection
-from tenants.schema_names import validate_schema_name
+from tenants.engine.services import tenant_roles
 
 
 def _app_role(schema: str) -> str:
-    from tenants.engine.services import tenant_roles
-
     validate_schema_name(schema)
     return tenant_roles(schema).app
 
@@ -55,6 +54,7 @@ def app_role_enable(*, schema: str) -> None:
         _execute(sql.SQL("ALTER ROLE {} LOGIN").format(sql.Identifier(role)))
 
 
-def app_role_can_login(*, schema: str) -> bool:
-    rows = _execute(sql.SQL("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s"), [_app_role(schema)])
-    return bool(rows and rows[0][0])
+def roles_can_login(role_names: list[str]) -> dict[str, bool]:
+    """``rolcanlogin`` of each existing role among ``role_names``, in one query (missing roles are left out)."""
+    rows = _execute(sql.SQL("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY(%s)"), [role_names])
+    return {str(name): bool(can_login) for name, can_login in rows}

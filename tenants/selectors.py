@@ -7,13 +7,17 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import django_rq
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, QuerySet
 from django.utils import timezone
+from redis.exceptions import RedisError
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-from billing.models import Plan
 from ghostcrm.core.errors import NotFound, ValidationError
-from tenants.models import Operation, Organization
+from ghostcrm.organizations.models import Organization
+from tenants import plans
+from tenants.models import Operation
 
 Status = Organization.Status
 
@@ -23,13 +27,6 @@ def organization_get(*, organization_id: uuid.UUID | str) -> Organization:
         return Organization.objects.get(pk=organization_id)
     except (Organization.DoesNotExist, DjangoValidationError, ValueError):
         raise NotFound(f"There is no organisation with id {organization_id}.", code="organization_not_found") from None
-
-
-def organization_by_slug(*, slug: str) -> Organization:
-    organization = Organization.objects.filter(slug=slug).first()
-    if organization is None:
-        raise NotFound(f"There is no organisation with the slug {slug!r}.", code="organization_not_found")
-    return organization
 
 
 def organization_list(*, status: str | None = None) -> QuerySet[Organization]:
@@ -46,8 +43,12 @@ def organization_list(*, status: str | None = None) -> QuerySet[Organization]:
 
 def active_plan_choices() -> list[tuple[str, str]]:
     """The billing plans a new organisation may be given: ``(code, "Name (code)")`` of active plans, by code."""
-    rows = Plan.objects.filter(active=True).order_by("code").values_list("code", "name")
-    return [(code, f"{name} ({code})") for code, name in rows]
+    return plans.active_plan_choices()
+
+
+def live_plan_names(*, organization_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Each organisation's live subscription's plan name (from billing); organisations without one are left out."""
+    return plans.live_plan_names(organization_ids)
 
 
 def operation_get(*, operation_id: int | str) -> Operation:
@@ -130,10 +131,6 @@ def provisioning_dashboard(*, now: dt.datetime | None = None) -> DashboardStats:
 
 def queue_state() -> dict[str, Any]:
     """Depth and registries of the provisioning queue; ``error`` when Redis cannot be reached."""
-    import django_rq
-    from redis.exceptions import RedisError
-    from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
-
     try:
         queue = django_rq.get_queue("provisioning")
         return {

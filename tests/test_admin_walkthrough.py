@@ -88,7 +88,7 @@ def test_lifecycle_results_are_worded_as_results_and_refusals_say_why(admin_sess
     active = make_organization(name="Active Co")
     failed = make_organization(name="Failed Co", status="failed")
     response = admin_session.post(
-        "/admin/tenants/organization/",
+        "/admin/organizations/organization/",
         {"action": "retry_selected", ACTION_CHECKBOX_NAME: [active.pk, failed.pk], "confirm": "yes", "reason": "qa"},
         follow=True,
     )
@@ -126,18 +126,18 @@ def test_third_party_apps_have_readable_names_on_the_admin_index(admin_session: 
 
 def test_an_organisation_page_offers_the_lifecycle_moves_its_status_allows(admin_session: Any) -> None:
     active = make_organization(name="Buttons Co")
-    page = admin_session.get(f"/admin/tenants/organization/{active.pk}/change/").content.decode()
+    page = admin_session.get(f"/admin/organizations/organization/{active.pk}/change/").content.decode()
     assert 'value="suspend_selected"' in page and 'value="deprovision_selected"' in page
     assert 'value="resume_selected"' not in page and 'value="retry_selected"' not in page
     failed = make_organization(name="Failed Buttons Co", status="failed")
-    page = admin_session.get(f"/admin/tenants/organization/{failed.pk}/change/").content.decode()
+    page = admin_session.get(f"/admin/organizations/organization/{failed.pk}/change/").content.decode()
     assert 'value="retry_selected"' in page and 'value="suspend_selected"' not in page
     # A button leads to the same confirmation page as the list action, and changes nothing by itself.
     response = admin_session.post(
-        "/admin/tenants/organization/", {"action": "suspend_selected", ACTION_CHECKBOX_NAME: [active.pk]}
+        "/admin/organizations/organization/", {"action": "suspend_selected", ACTION_CHECKBOX_NAME: [active.pk]}
     )
     assert response.status_code == 200
-    assert "Suspend 1 organisation(s)?" in response.content.decode()
+    assert "Suspend 1 client organisation?" in response.content.decode()
     active.refresh_from_db()
     assert active.status == "active"
 
@@ -152,7 +152,7 @@ def test_an_organisation_page_has_no_lifecycle_buttons_without_the_permission(
     )
     login_with_verified_otp(client, viewer)
     organization = make_organization(name="No Buttons Co")
-    response = client.get(f"/admin/tenants/organization/{organization.pk}/change/")
+    response = client.get(f"/admin/organizations/organization/{organization.pk}/change/")
     assert response.status_code == 200
     assert 'value="suspend_selected"' not in response.content.decode()
 

@@ -12,7 +12,7 @@ from billing.money import format_money
 from billing.services.common import clean_save
 from ghostcrm.audit.services import Actor, audit_record, model_snapshot
 from ghostcrm.core.errors import NotFound, ValidationError
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 
 
 def customer_ensure(

@@ -14,8 +14,8 @@ from billing.models import UsageReading
 from billing.services.common import RunSummary, clean_save, now_or
 from ghostcrm.audit.services import Actor, audit_record
 from ghostcrm.core.errors import ApplicationError, Conflict, NotFound, ValidationError
+from ghostcrm.organizations.models import Organization
 from tenants.db import tenant_schema
-from tenants.models import Organization
 from tenants.schema_names import validate_schema_name
 
 # --- Usage -------------------------------------------------------------------------------------------

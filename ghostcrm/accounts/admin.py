@@ -228,7 +228,7 @@ class InvitationForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from tenants.models import Organization
+        from ghostcrm.organizations.models import Organization
 
         self.fields["organization"].queryset = Organization.objects.order_by("name")  # type: ignore[attr-defined]
 
@@ -266,7 +266,7 @@ class InvitationAdmin(AuditedModelAdmin):
     exclude = ("token_hash", "context", "organization_id")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Invitation]:
-        from tenants.models import Organization
+        from ghostcrm.organizations.models import Organization
 
         # organization_id is a bare UUID (no foreign key), so select_related cannot follow it; a correlated
         # subquery reads the name in the list's own query on every supported database.
@@ -280,12 +280,12 @@ class InvitationAdmin(AuditedModelAdmin):
         if hasattr(obj, "organization_name"):
             name = obj.organization_name
         else:  # a row not read through get_queryset
-            from tenants.models import Organization
+            from ghostcrm.organizations.models import Organization
 
             name = Organization.objects.filter(pk=obj.organization_id).values_list("name", flat=True).first()
         if name is None:
             return f"{obj.organization_id} (no such organisation)"
-        url = reverse("admin:tenants_organization_change", args=[obj.organization_id])
+        url = reverse("admin:organizations_organization_change", args=[obj.organization_id])
         return format_html('<a href="{}">{}</a>', url, name)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:

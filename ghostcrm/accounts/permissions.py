@@ -11,7 +11,7 @@ from ghostcrm.accounts.models import Role
 
 # role -> {app_label: allowed actions}; "view" on every app is granted to every staff role.
 ROLE_GRANTS: dict[str, dict[str, frozenset[str]]] = {
-    Role.SUPPORT: {"tenants": frozenset({"add", "change", "lifecycle"})},
+    Role.SUPPORT: {app: frozenset({"add", "change", "lifecycle"}) for app in ("organizations", "tenants")},
     Role.BILLING: {"billing": frozenset({"add", "change", "delete", "finalize", "refund"})},
 }
 

@@ -93,7 +93,7 @@ def invitation_target_label(*, invitation: Invitation) -> str:
 
 
 def organization_name(*, organization_id: uuid.UUID) -> str:
-    from tenants.models import Organization
+    from ghostcrm.organizations.models import Organization
 
     name = Organization.objects.filter(pk=organization_id).values_list("name", flat=True).first()
     return name or f"organisation {organization_id}"

@@ -174,7 +174,7 @@ def audit_record(
 
 
 def _organization_of(target: models.Model) -> uuid.UUID | None:
-    if target._meta.label_lower == "tenants.organization":
+    if target._meta.label_lower == "organizations.organization":
         return target.pk  # type: ignore[return-value]
     value = getattr(target, "organization_id", None)
     return value if isinstance(value, uuid.UUID) else None

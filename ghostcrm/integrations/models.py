@@ -17,7 +17,7 @@ class IntegrationPreference(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(
-        "tenants.Organization", on_delete=models.CASCADE, related_name="integration_preferences"
+        "organizations.Organization", on_delete=models.CASCADE, related_name="integration_preferences"
     )
     provider = models.CharField(max_length=32, choices=PROVIDER_CHOICES)
     enabled = models.BooleanField(default=False)

@@ -13,7 +13,7 @@ from ghostcrm.audit.services import Actor, audit_record, model_snapshot
 from ghostcrm.core.errors import Conflict, NotFound, ValidationError, full_clean_or_raise
 from ghostcrm.integrations.models import IntegrationPreference
 from ghostcrm.integrations.providers import PROVIDERS
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 
 
 def _check_provider(provider: str) -> None:

@@ -21,13 +21,13 @@ from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor, audit_record
 from ghostcrm.core.errors import ApplicationError, Conflict, NotFound
 from ghostcrm.core.system_settings import setting_value
+from ghostcrm.organizations.models import Organization
 from operations import selectors
 from operations.models import Backup, Outcome
 from operations.services import bundle, pg
 from operations.storage import backups_storage
 from tenants.engine.models import LEDGER_TABLE
 from tenants.engine.services import tenant_roles
-from tenants.models import Organization
 
 logger = logging.getLogger(__name__)
 SYSTEM = Actor.system("backups")

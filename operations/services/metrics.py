@@ -27,8 +27,9 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ghostcrm.organizations.models import Organization
 from operations import selectors
-from tenants.models import Operation, Organization
+from tenants.models import Operation
 
 REQUESTS = Counter("ghostcrm_http_requests", "HTTP requests by view, method and status.", ["view", "method", "status"])
 LATENCY = Histogram(

@@ -26,6 +26,7 @@ from psycopg import sql
 
 from ghostcrm.audit.services import Actor, audit_record
 from ghostcrm.core.errors import ApplicationError, Conflict, NotFound, ValidationError, full_clean_or_raise
+from ghostcrm.organizations.models import Organization
 from operations import selectors
 from operations.models import Backup, Outcome
 from operations.services import bundle, pg
@@ -34,7 +35,7 @@ from tenants import services as tenant_services
 from tenants.db import tenant_connection
 from tenants.engine.models import LEDGER_TABLE
 from tenants.engine.services import schema_create, schema_drop, tenant_roles
-from tenants.models import Domain, Organization, Tenant
+from tenants.models import Domain, Tenant
 from tenants.schema_names import schema_name_from_slug
 
 Status = Organization.Status

@@ -8,8 +8,9 @@ from django.urls import reverse
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
+from ghostcrm.organizations.models import Organization
 from tenants import selectors
-from tenants.models import Operation, Organization
+from tenants.models import Operation
 
 # The seed's triggerClientProvisioning({clientId, ...}) passes the caller's own id. The API does not take it:
 # the control plane assigns the organisation's UUID (returned as ``id``), and a caller that wants its retries

@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from ghostcrm.audit.services import Actor
 from ghostcrm.core.api import BoundedJSONParser, queue_unavailable_error
 from ghostcrm.core.errors import ApplicationError, Conflict, ValidationError
+from ghostcrm.organizations.models import Organization
 from tenants import jobs, selectors, services
 from tenants.api.authentication import HasScope, ServiceKeyAuthentication, ServiceKeyRateThrottle
 from tenants.api.limits import REDIS_DOWN
@@ -32,7 +33,7 @@ from tenants.api.serializers import (
     OrganizationRequestSerializer,
     OrganizationSerializer,
 )
-from tenants.models import Organization, ServiceKey
+from tenants.models import ServiceKey
 
 logger = logging.getLogger(__name__)
 READ = ServiceKey.Scope.ORGANIZATIONS_READ

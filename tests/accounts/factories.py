@@ -9,7 +9,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from factory.django import DjangoModelFactory, Password
 
 from ghostcrm.accounts.models import Role, User
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 
 PASSWORD = "violet-lantern-harbour-42"
 

@@ -48,7 +48,7 @@ def _signed_in(user: User, **client_kwargs) -> Client:
         ("admin:accounts_user_add", 403, 403),  # only super admins manage accounts
         ("admin:core_systemsetting_add", 403, 403),  # ... and system settings
         ("admin:accounts_usersession_changelist", 403, 403),  # sessions: super admins only
-        ("admin:tenants_organization_add", 200, 403),  # support steers organisations
+        ("admin:organizations_organization_add", 200, 403),  # support steers organisations
         ("admin:billing_plan_add", 403, 200),  # billing changes billing
         ("admin:billing_taxrate_add", 403, 200),
     ],
@@ -92,11 +92,11 @@ def test_super_admin_actions_are_neither_offered_nor_run_for_other_roles(staff_u
 
 
 def test_organisation_lifecycle_actions_are_offered_to_support_not_billing(staff_user, billing_user):
-    from tenants.models import Organization
+    from ghostcrm.organizations.models import Organization
 
     Organization.objects.create(name="Acme Ltd", slug="acme-ltd", admin_email="ceo@acme.test")
     lifecycle = ("retry_selected", "suspend_selected", "resume_selected", "deprovision_selected")
-    changelist = reverse("admin:tenants_organization_changelist")
+    changelist = reverse("admin:organizations_organization_changelist")
     for user, offered in ((staff_user, True), (billing_user, False)):
         page = _signed_in(user).get(changelist)
         assert page.status_code == 200

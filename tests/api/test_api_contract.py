@@ -11,8 +11,9 @@ from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from ghostcrm.audit.services import Actor
+from ghostcrm.organizations.models import Organization
 from tenants import services
-from tenants.models import IdempotencyRecord, Organization
+from tenants.models import IdempotencyRecord
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("billing_plans")]
 URL = "/api/v1/organizations/"

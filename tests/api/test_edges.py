@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.core.api import MAX_JSON_DEPTH, json_depth
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 
 pytestmark = [pytest.mark.django_db]
 URL = "/api/v1/organizations/"

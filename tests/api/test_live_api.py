@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from django.db import connections
 
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 from tests.api.devserver import ROOT, dev_server
 from tests.api.test_edges import closed_port
 

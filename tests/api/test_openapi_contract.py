@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("billing_plans")]
 URL = "/api/v1/organizations/"

@@ -10,7 +10,8 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from ghostcrm.audit.models import AuditEvent
-from tenants.models import Operation, Organization
+from ghostcrm.organizations.models import Organization
+from tenants.models import Operation
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("billing_plans")]
 URL = "/api/v1/organizations/"

@@ -10,8 +10,8 @@ from django.conf import settings
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from ghostcrm.organizations.models import Organization
 from tenants.api.limits import PROCESS_CACHE
-from tenants.models import Organization
 from tests.api.test_edges import closed_port
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("billing_plans")]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from billing.models import Plan, TaxRate
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 from tests.billing.factories import ACTOR, T0, TaxRateFactory, make_organization, make_plan
 
 __all__ = ["ACTOR", "T0", "make_organization", "make_plan"]

@@ -14,7 +14,7 @@ from factory.django import DjangoModelFactory
 
 from billing.models import Plan, PlanTier, Product, TaxRate
 from ghostcrm.audit.services import Actor
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 ACTOR = Actor.system("tests")

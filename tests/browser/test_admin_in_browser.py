@@ -19,9 +19,9 @@ from billing import services as billing
 from billing.models import Invoice
 from ghostcrm.accounts.models import Invitation
 from ghostcrm.audit.services import Actor
+from ghostcrm.organizations.models import Organization
 from tenants import services
 from tenants.keys import ServiceKey
-from tenants.models import Organization
 from tests.billing.conftest import make_organization, make_plan
 from tests.browser.conftest import BROWSER_DB, PASSWORD, Session, next_code, sign_in
 from tests.processes import wait_for

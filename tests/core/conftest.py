@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 from tests.integrations.conftest import make_organization
 
 

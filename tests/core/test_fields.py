@@ -21,7 +21,7 @@ from ghostcrm.core.fields import (
     key_fingerprint,
 )
 from ghostcrm.integrations.models import IntegrationPreference
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 from tests.integrations.conftest import SLACK_SECRETS, SLACK_SETTINGS
 
 

@@ -12,7 +12,7 @@ from django.test import override_settings
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.core.fields import EncryptionKeyError, key_fingerprint
 from ghostcrm.integrations.models import IntegrationPreference
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 from tests.core.test_fields import stored_token
 from tests.integrations.conftest import SLACK_SECRETS, make_organization
 

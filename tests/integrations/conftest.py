@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from django.utils.text import slugify
 
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 
 
 def make_organization(name: str = "Acme Ltd") -> Organization:

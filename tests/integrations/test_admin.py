@@ -14,7 +14,7 @@ from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor
 from ghostcrm.integrations.models import IntegrationPreference
 from ghostcrm.integrations.services import integration_preference_set
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 from tests.conftest import login_with_verified_otp
 from tests.integrations.conftest import SLACK_SECRETS, SLACK_SETTINGS, make_organization
 

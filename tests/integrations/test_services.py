@@ -13,7 +13,7 @@ from ghostcrm.core.services import system_setting_set
 from ghostcrm.integrations.models import IntegrationPreference
 from ghostcrm.integrations.providers import PROVIDERS, validate_preference
 from ghostcrm.integrations.services import integration_preference_set
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 from tests.integrations.conftest import SLACK_SECRETS, SLACK_SETTINGS
 
 pytestmark = pytest.mark.django_db

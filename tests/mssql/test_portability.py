@@ -16,7 +16,7 @@ from django.test.utils import isolate_apps
 from billing.models import Subscription
 from ghostcrm.audit.models import AuditChainHead, AuditEvent
 from ghostcrm.mssql.offline import OfflineDatabaseWrapper
-from tenants.models import Organization
+from ghostcrm.organizations.models import Organization
 from tests.mssql import portability
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ def test_every_main_database_model_is_portable() -> None:
     labels = {model._meta.label for model in found}
     # Django's, third-party and our own apps routed to `default`; the tenant registry is not among them.
     assert {"auth.Permission", "sessions.Session", "axes.AccessAttempt", "audit.AuditEvent"} <= labels
-    assert {"tenants.Organization", "accounts.User", "core.SystemSetting"} <= labels
+    assert {"organizations.Organization", "accounts.User", "core.SystemSetting"} <= labels
     assert "tenants.Tenant" not in labels and "tenants.Domain" not in labels
     assert portability.model_problems(found) == []
 

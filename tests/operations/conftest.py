@@ -10,8 +10,8 @@ import pytest
 from rq import SimpleWorker
 
 from ghostcrm.audit.services import Actor
+from ghostcrm.organizations.models import Organization
 from tenants import services
-from tenants.models import Organization
 from tests.support import tenant_conninfo
 
 ACTOR = Actor.system("test")

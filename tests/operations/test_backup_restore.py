@@ -14,12 +14,13 @@ from django.core.management import call_command
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.core.errors import Conflict
 from ghostcrm.core.fields import EncryptionKeyError, key_fingerprint
+from ghostcrm.organizations.models import Organization
 from operations.models import Backup, Outcome
 from operations.services import backups, bundle, drills, pg, restore
 from operations.storage import backups_storage
 from tenants import services
 from tenants.engine.services import tenant_roles
-from tenants.models import Organization, Tenant
+from tenants.models import Tenant
 from tests.operations.conftest import ACTOR, TENANT_DB, tenant_query
 from tests.support import tenant_conninfo
 

@@ -11,11 +11,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
+from ghostcrm.organizations.models import Organization
 from operations import jobs
 from operations.models import Backup, DrillRun, Outcome, RetentionRun
 from operations.services import backups
 from tenants.keys import service_key_create
-from tenants.models import Organization
 from tests.operations.conftest import ACTOR, TENANT_DB
 
 

@@ -14,10 +14,10 @@ from django.test import Client
 from rq import SimpleWorker
 
 from ghostcrm.core.errors import NotFound
+from ghostcrm.organizations.models import Organization
 from operations import logs, selectors
 from operations.services import backups
 from tenants.jobs import reconcile_job
-from tenants.models import Organization
 from tests.operations.conftest import ACTOR, TENANT_DB
 
 CLOSED_PORT = 8179  # in this suite's port range, nothing listens there

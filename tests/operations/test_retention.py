@@ -18,11 +18,12 @@ from ghostcrm.audit.models import AuditArchive, AuditEvent
 from ghostcrm.audit.sealing import audit_seal
 from ghostcrm.audit.selectors import audit_chain_verify
 from ghostcrm.audit.services import audit_record
+from ghostcrm.organizations.models import Organization
 from operations.models import RetentionRun
 from operations.services import retention
 from operations.storage import backups_storage
 from tenants.engine.models import TemplateApplication
-from tenants.models import IdempotencyRecord, Operation, Organization
+from tenants.models import IdempotencyRecord, Operation
 
 NOW = timezone.now()
 DB = pytest.mark.django_db(databases=["default", "tenants"])

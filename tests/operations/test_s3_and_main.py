@@ -16,10 +16,10 @@ from django.utils import timezone
 from moto.server import ThreadedMotoServer
 
 from ghostcrm.core.services import system_setting_set
+from ghostcrm.organizations.models import Organization
 from operations.models import Backup, Outcome
 from operations.services import backups, bundle, pg, restore
 from operations.storage import backups_storage
-from tenants.models import Organization
 from tests.operations.conftest import ACTOR, TENANT_DB
 
 S3_PORT = 8173

@@ -22,7 +22,8 @@ from django.conf import settings
 
 from ghostcrm.audit.services import Actor
 from ghostcrm.core.models import SystemSetting
-from tenants.models import Operation, Organization
+from ghostcrm.organizations.models import Organization
+from tenants.models import Operation
 from tests.processes import ROOT
 from tests.support import tenant_conninfo
 

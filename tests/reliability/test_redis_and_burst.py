@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from redis import Redis
 
+from ghostcrm.organizations.models import Organization
 from tenants.keys import service_key_create
-from tenants.models import Organization
 from tests.processes import MANAGE, RedisServer, app_env, free_port, gunicorn, start_worker, stop, wait_for
 from tests.reliability.conftest import ACTOR, TENANT_DB, assert_all_consistent, seconds_since
 

@@ -14,8 +14,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from ghostcrm.organizations.models import Organization
 from tenants import services
-from tenants.models import Operation, Organization
+from tenants.models import Operation
 from tests.processes import MANAGE, app_env, start_worker, stop, wait_for
 from tests.reliability.conftest import ACTOR, TENANT_DB, assert_all_consistent, seconds_since
 

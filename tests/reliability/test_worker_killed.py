@@ -11,8 +11,8 @@ from typing import Any
 
 import psycopg
 
+from ghostcrm.organizations.models import Organization
 from tenants import provisioning, services
-from tenants.models import Organization
 from tests.processes import ROOT, app_env, start_worker, stop, wait_for
 from tests.reliability.conftest import ACTOR, TENANT_DB, assert_all_consistent, seconds_since
 from tests.support import tenant_conninfo

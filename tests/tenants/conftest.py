@@ -5,19 +5,13 @@ from pathlib import Path
 from typing import Any
 
 import django_rq
-import psycopg
 import pytest
-from django.conf import settings
 from rq import SimpleWorker
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
-from ghostcrm.audit.services import Actor
+from ghostcrm.organizations.models import Organization
 from tenants import services
-from tenants.models import Organization
-from tests.support import tenant_conninfo
-
-ACTOR = Actor.system("test")
-TEMPLATES = Path(settings.BASE_DIR) / "migrations_sql" / "client-provisioning"
+from tests.tenants.helpers import ACTOR, TEMPLATES
 
 
 @pytest.fixture(autouse=True)
@@ -47,13 +41,6 @@ def request_organization() -> Callable[..., Organization]:
         return services.organization_request(name=name, admin_email=email, actor=ACTOR, **kwargs)
 
     return make
-
-
-def tenant_query(query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    """A query on a connection of its own, so it sees only committed state."""
-    with psycopg.connect(**tenant_conninfo()) as conn:
-        cursor = conn.execute(query, params or [])
-        return cursor.fetchall() if cursor.description else []
 
 
 @pytest.fixture

@@ -6,22 +6,26 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from billing.models import Customer, Subscription
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor
+from ghostcrm.organizations.models import Organization
 from tenants import services
-from tenants.admin import time_to_active_chart
-from tenants.keys import KEY_RE
-from tenants.models import Operation, Organization, ServiceKey
+from tenants.admin_display import time_to_active_chart
+from tenants.keys import KEY_RE, service_key_create
+from tenants.models import Operation, ServiceKey
 from tenants.selectors import percentile, provisioning_dashboard
-from tests.billing.conftest import make_plan
+from tests.tenants.factories import OperationFactory, OrganizationFactory, PlanFactory
 
 pytestmark = pytest.mark.django_db
-CHANGELIST = reverse("admin:tenants_organization_changelist")
-ADD = reverse("admin:tenants_organization_add")
+CHANGELIST = reverse("admin:organizations_organization_changelist")
+ADD = reverse("admin:organizations_organization_add")
 DASHBOARD = reverse("admin:tenants_provisioning_dashboard")
 
 
@@ -39,7 +43,7 @@ def _org(name: str = "ACME Corp", **updates: Any) -> Organization:
 
 
 def test_adding_an_organisation_starts_provisioning_through_the_service(admin_session: Any) -> None:
-    make_plan("pro", 9_000)
+    PlanFactory(code="pro", unit_amount=9_000)
     response = admin_session.post(ADD, {"name": "ACME Corp", "admin_email": "Admin@ACME.test", "plan_code": "pro"})
     assert response.status_code == 302, response.content
     organization = Organization.objects.get()
@@ -68,14 +72,15 @@ def test_bad_input_shows_field_errors_and_creates_nothing(
     response = admin_session.post(ADD, data)
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
-    assert field in errors and message in " ".join(errors[field]).lower()
+    assert field in errors
+    assert message in " ".join(errors[field]).lower()
     assert not Organization.objects.exists()
 
 
 def test_the_plan_is_a_choice_of_active_plans_and_an_unknown_code_is_a_field_error(admin_session: Any) -> None:
-    make_plan("basic", 3_000)
-    make_plan("pro", 9_000)
-    retired = make_plan("legacy", 1_000)
+    PlanFactory(code="basic", unit_amount=3_000)
+    PlanFactory(code="pro", unit_amount=9_000)
+    retired = PlanFactory(code="legacy", unit_amount=1_000)
     retired.active = False
     retired.save()
     form = admin_session.get(ADD).context["adminform"].form
@@ -102,17 +107,89 @@ def test_the_admin_says_client_organisation_in_titles_links_and_columns(admin_se
     assert "<title>Add client organisation |" in admin_session.get(ADD).content.decode()
     _org()
     changelist = admin_session.get(CHANGELIST).content.decode()
-    assert "Select client organisation to change" in changelist and "1 client organisation" in changelist
+    assert "Select client organisation to change" in changelist
+    assert "1 client organisation" in changelist
     operations = admin_session.get(reverse("admin:tenants_operation_changelist")).content.decode()
-    assert ">Client organisation<" in operations and "Organization" not in operations
+    assert ">Client organisation<" in operations
+    assert "Organization" not in operations
 
 
-def test_a_duplicate_name_is_a_field_error(admin_session: Any) -> None:
+def test_a_duplicate_name_for_another_admin_is_the_services_conflict(admin_session: Any) -> None:
     _org()
     response = admin_session.post(ADD, {"name": "acme corp", "admin_email": "x@acme.test"})
     assert response.status_code == 200
-    assert "already exists" in " ".join(response.context["adminform"].form.errors["name"])
+    assert response.context["adminform"].form.errors["name"] == ["An organisation named 'ACME Corp' already exists."]
     assert Organization.objects.count() == 1
+
+
+def test_the_same_client_asked_again_opens_the_existing_organisation_as_the_api_returns_it(
+    admin_session: Any,
+) -> None:
+    existing = _org()
+    events = AuditEvent.objects.count()
+    response = admin_session.post(ADD, {"name": "ACME Corp", "admin_email": "admin@acme.test"})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:organizations_organization_change", args=[existing.pk])
+    assert Organization.objects.count() == 1
+    assert AuditEvent.objects.count() == events  # nothing new happened, so nothing new is recorded
+    page = admin_session.get(response["Location"]).content.decode()
+    assert "was already requested for admin@acme.test" in page
+
+
+def test_adding_an_organisation_in_the_admin_writes_exactly_one_audit_event(admin_session: Any) -> None:
+    assert admin_session.post(ADD, {"name": "ACME Corp", "admin_email": "a@acme.test"}).status_code == 302
+    assert list(AuditEvent.objects.values_list("action", "actor_label")) == [
+        ("organization.request", "root@ghostcrm.test")
+    ]
+
+
+def test_organisation_and_operation_pages_have_no_save_button_and_offer_the_status_actions(
+    admin_session: Any,
+) -> None:
+    failed = _org(status="failed", last_error="bad template")
+    page = admin_session.get(reverse("admin:organizations_organization_change", args=[failed.pk])).content.decode()
+    assert 'name="_save"' not in page
+    assert 'name="_continue"' not in page
+    assert 'value="retry_selected"' in page
+    assert 'value="deprovision_selected"' in page
+    assert 'value="suspend_selected"' not in page
+    operation = Operation.objects.get(organization=failed, step="request")
+    page = admin_session.get(reverse("admin:tenants_operation_change", args=[operation.pk])).content.decode()
+    assert 'name="_save"' not in page
+    assert f"Open {failed.name}" in page
+    assert 'value="retry_selected"' in page
+    assert f'name="_selected_action" value="{failed.pk}"' in page  # the button acts on the organisation
+
+
+def test_the_plan_column_shows_the_live_subscriptions_plan(admin_session: Any) -> None:
+    PlanFactory(code="pro", unit_amount=9_000)
+    subscribed = OrganizationFactory(name="ACME Corp", status="active")
+    OrganizationFactory(name="Globex", status="active")
+    customer = Customer.objects.create(organization=subscribed, email="billing@acme.test")
+    now = timezone.now()
+    Subscription.objects.create(
+        customer=customer,
+        plan=PlanFactory(code="growth", unit_amount=20_000),
+        status="active",
+        billing_cycle_anchor=now,
+        current_period_start=now,
+        current_period_end=now + dt.timedelta(days=30),
+    )
+    page = admin_session.get(CHANGELIST).content.decode()
+    rows = {row.split("</th>")[0]: row for row in page.split('<th class="field-name">')[1:]}
+    acme = next(row for name, row in rows.items() if "ACME Corp" in name)
+    globex = next(row for name, row in rows.items() if "Globex" in name)
+    assert '<td class="field-plan">Growth</td>' in acme
+    assert '<td class="field-plan">-</td>' in globex
+
+
+def test_the_operations_error_column_is_cut_with_the_whole_error_as_a_tooltip(admin_session: Any) -> None:
+    long_error = "relation crm_contacts does not exist " * 10
+    OperationFactory(step="templates", outcome="failure", error=long_error)
+    page = admin_session.get(reverse("admin:tenants_operation_changelist")).content.decode()
+    assert f'title="{long_error}"' in page
+    assert "gc-truncated" in page
+    assert "field-job_id" not in page  # columns chosen for a 1366 px screen
 
 
 def test_changelist_shows_badges_plan_and_time_to_active_and_filters(admin_session: Any) -> None:
@@ -120,9 +197,12 @@ def test_changelist_shows_badges_plan_and_time_to_active_and_filters(admin_sessi
     _org(status="active", plan_code="pro", created_at=now - dt.timedelta(seconds=42), activated_at=now)
     _org("Globex", status="failed", last_error="boom")
     page = admin_session.get(CHANGELIST).content.decode()
-    assert 'data-status="active"' in page and 'data-status="failed"' in page and "pro" in page
+    assert 'data-status="active"' in page
+    assert 'data-status="failed"' in page
+    assert "pro" in page
     filtered = admin_session.get(CHANGELIST, {"status__exact": "failed"}).content.decode()
-    assert "Globex" in filtered and "ACME Corp" not in filtered
+    assert "Globex" in filtered
+    assert "ACME Corp" not in filtered
     assert "Globex" in admin_session.get(CHANGELIST, {"q": "globex"}).content.decode()
 
 
@@ -130,7 +210,8 @@ def test_lifecycle_action_asks_for_confirmation_then_calls_the_service(admin_ses
     organization = _org(status="failed", last_error="boom")
     data = {"action": "retry_selected", "_selected_action": [str(organization.pk)]}
     confirm = admin_session.post(CHANGELIST, data)
-    assert confirm.status_code == 200 and b"You are about to" in confirm.content
+    assert confirm.status_code == 200
+    assert b"Provisioning starts again" in confirm.content
     organization.refresh_from_db()
     assert organization.status == "failed"  # nothing happened yet
     done = admin_session.post(CHANGELIST, {**data, "confirm": "yes", "reason": "template fixed"})
@@ -155,8 +236,12 @@ def test_change_page_shows_operations_inline_with_durations_and_errors(admin_ses
                                      step="provision")  # fmt: skip
     services.organization_transition(organization_id=organization.pk, to_status="failed", actor=Actor.system("t"),
                                      step="fail", error="001_client_schema_template.pgsql failed")  # fmt: skip
-    page = admin_session.get(reverse("admin:tenants_organization_change", args=[organization.pk])).content.decode()
-    assert "001_client_schema_template.pgsql failed" in page and "0 ms" in page and "provision" in page
+    page = admin_session.get(
+        reverse("admin:organizations_organization_change", args=[organization.pk])
+    ).content.decode()
+    assert "001_client_schema_template.pgsql failed" in page
+    assert "0 ms" in page
+    assert "provision" in page
 
 
 def test_dashboard_renders_counts_queue_chart_and_failures_with_retry(admin_session: Any) -> None:
@@ -173,15 +258,22 @@ def test_dashboard_renders_counts_queue_chart_and_failures_with_retry(admin_sess
     page = admin_session.get(DASHBOARD)
     assert page.status_code == 200
     html = page.content.decode()
-    assert '<svg class="gc-chart"' in html and 'class="p95"' in html and 'class="p50"' in html
+    assert '<svg class="gc-chart"' in html
+    assert 'class="p95"' in html
+    assert 'class="p50"' in html
     ends = [label["text"] for label in page.context["chart"]["labels"]]
-    assert ends[-1] == f"{page.context['stats'].hourly[-1]['end']:%H:%M}" and f">{ends[-1]}</text>" in html
-    assert "bad template" in html and reverse("admin:tenants_organization_retry", args=[failed.pk]) in html
+    assert ends[-1] == f"{page.context['stats'].hourly[-1]['end']:%H:%M}"
+    assert f">{ends[-1]}</text>" in html
+    assert "bad template" in html
+    assert reverse("admin:tenants_organization_retry", args=[failed.pk]) in html
     stats = page.context["stats"]
-    assert stats.counts["active"] == 5 and stats.counts["failed"] == 1
+    assert stats.counts["active"] == 5
+    assert stats.counts["failed"] == 1
     assert stats.activated_last_day == 5
-    assert stats.p50_seconds == pytest.approx(30, abs=1) and stats.p95_seconds == pytest.approx(88, abs=1)
-    assert stats.queue["error"] == "" and stats.queue["queued"] >= 0
+    assert stats.p50_seconds == pytest.approx(30, abs=1)
+    assert stats.p95_seconds == pytest.approx(88, abs=1)
+    assert stats.queue["error"] == ""
+    assert stats.queue["queued"] >= 0
     retried = admin_session.post(reverse("admin:tenants_organization_retry", args=[failed.pk]))
     assert retried.status_code == 302
     failed.refresh_from_db()
@@ -235,7 +327,8 @@ def test_the_chart_axis_marks_the_ends_of_the_rolling_hours_it_counts() -> None:
     assert [label["anchor"] for label in chart["labels"]] == ["middle"] * 5 + ["end"]
     # The bars for 15:19-16:19 stand in the slot that ends at the 16:19 tick; the last bars end at 20:19.
     tea = [bar for bar in chart["bars"] if bar["title"].startswith("15:19-16:19 UTC")]
-    assert len(tea) == 2 and all(48 + 19 * slot < bar["x"] < bar["x"] + bar["w"] < 48 + 20 * slot for bar in tea)
+    assert len(tea) == 2
+    assert all(48 + 19 * slot < bar["x"] < bar["x"] + bar["w"] < 48 + 20 * slot for bar in tea)
     assert chart["labels"][4]["x"] == round(48 + 20 * slot, 1)
     assert chart["bars"][-1]["title"] == "19:19-20:19 UTC: p50 30.0 s (2 active)"
 
@@ -245,12 +338,15 @@ def test_service_key_admin_shows_the_key_once_and_revokes(admin_session: Any) ->
     response = admin_session.post(add, {"name": "signup-site", "scopes": ["organizations:write"]}, follow=True)
     assert response.status_code == 200
     raw = response.context["raw_key"]
-    assert KEY_RE.match(raw) and raw in response.content.decode()
+    assert KEY_RE.match(raw)
+    assert raw in response.content.decode()
     key = ServiceKey.objects.get()
-    assert key.scopes == "organizations:write" and key.created_by is not None
+    assert key.scopes == "organizations:write"
+    assert key.created_by is not None
     # Shown once: the change page shows only the prefix.
     page = admin_session.get(reverse("admin:tenants_servicekey_change", args=[key.pk])).content.decode()
-    assert raw not in page and f"gcrm_{key.prefix}_" in page
+    assert raw not in page
+    assert f"gcrm_{key.prefix}_" in page
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert client.get("/api/v1/organizations/").status_code == 403  # write-only key
@@ -274,9 +370,6 @@ def test_service_key_admin_refuses_bad_input(admin_session: Any) -> None:
 
 
 def _changelist_queries(admin_session: Any, url: str) -> int:
-    from django.db import connections
-    from django.test.utils import CaptureQueriesContext
-
     with CaptureQueriesContext(connections["default"]) as queries:
         response = admin_session.get(url)
     assert response.status_code == 200
@@ -284,8 +377,6 @@ def _changelist_queries(admin_session: Any, url: str) -> int:
 
 
 def _add_rows(start: int, count: int, super_admin: Any) -> None:
-    from tenants.keys import service_key_create
-
     for i in range(start, start + count):
         organization = _org(f"Client {i}", status="active", activated_at=timezone.now(), plan_code="pro")
         services.organization_transition(organization_id=organization.pk, to_status="suspended",
@@ -328,7 +419,8 @@ def test_dashboard_percentiles_from_known_durations_overall_and_per_hour() -> No
     assert stats.p95_seconds == pytest.approx(600 + (1200 - 600) * 0.75)  # position 4.75 of 0..5
     assert stats.p50_seconds == pytest.approx(percentile(everything, 0.5))
     by_start = {bucket["start"]: bucket for bucket in stats.hourly}
-    assert len(stats.hourly) == 24 and sum(bucket["count"] for bucket in stats.hourly) == 6
+    assert len(stats.hourly) == 24
+    assert sum(bucket["count"] for bucket in stats.hourly) == 6
     last = stats.hourly[-1]
     assert (last["count"], last["p50"], last["p95"]) == (4, 150.0, pytest.approx(240 - 60 * 0.15))
     earlier_bucket = next(b for start, b in by_start.items() if start <= earlier < start + dt.timedelta(hours=1))

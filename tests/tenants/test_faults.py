@@ -7,34 +7,25 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import connections
 
+from ghostcrm.audit.models import AuditEvent
 from ghostcrm.core.models import SystemSetting
+from ghostcrm.organizations.models import Organization
 from tenants import provisioning, services
-from tenants.models import Operation, Organization
-from tests.tenants.conftest import ACTOR, tenant_query
-from tests.tenants.test_provisioning import assert_fully_provisioned, schemas_like
+from tenants.models import Operation
+from tests.support import tenant_conninfo
+from tests.tenants.helpers import ACTOR, assert_fully_provisioned, schemas_like, tenant_query, wait_for
 
 Status = Organization.Status
 TENANT_DB = pytest.mark.django_db(databases=["default", "tenants"], transaction=True)
-
-
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 60, what: str) -> Any:
-    """Poll until ``predicate`` is truthy (bounded); the tests never sleep for a fixed time."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def database_url(alias: str) -> str:
@@ -45,29 +36,25 @@ def database_url(alias: str) -> str:
     return f"postgres://{auth}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{params['NAME']}"
 
 
-def start_worker(hold: str) -> subprocess.Popen[bytes]:
-    """A real worker process (``manage.py rqworker --burst``, single process) on this test's databases."""
+def start_worker(hold: str, folder: Path) -> subprocess.Popen[bytes]:
+    """A real worker process (RQ's burst mode, single process) on this test's databases, pausing at ``hold``
+    ("started:templates", "finished:schema") through a step hook (``tests/tenants/hold_worker.py``)."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "ghostcrm.settings_test",
         "MAIN_DATABASE_URL": database_url("default"),
         "TENANT_DATABASE_URL": database_url(settings.TENANT_DB_ALIAS),
         "REDIS_URL": settings.RQ_QUEUES["provisioning"]["URL"],
-        "GHOSTCRM_PROVISION_HOLD": hold,
     }
-    command = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "rqworker", "provisioning", "--burst",
-               "--worker-class", "rq.SimpleWorker"]  # fmt: skip
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [sys.executable, "-m", "tests.tenants.hold_worker", hold, str(folder)]
+    return subprocess.Popen(command, env=env, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-@TENANT_DB
-def test_worker_killed_mid_job_is_finished_by_the_reconciler_without_a_half_schema(
-    tmp_path: Path, run_worker: Callable[[], int], request_organization: Callable[..., Organization]
-) -> None:
-    organization = request_organization()
-    worker = start_worker(f"schema:{tmp_path}")
+def kill_worker_at(hold: str, folder: Path) -> None:
+    """Start a worker, wait until it reaches ``hold``, and kill it there with SIGKILL."""
+    worker = start_worker(hold, folder)
     try:
-        pid = int(wait_for(lambda: (tmp_path / "reached").exists() and (tmp_path / "reached").read_text(),
+        pid = int(wait_for(lambda: (folder / "reached").exists() and (folder / "reached").read_text(),
                            what="the worker to reach the hold point"))  # fmt: skip
         assert pid == worker.pid
         os.kill(pid, signal.SIGKILL)
@@ -76,6 +63,39 @@ def test_worker_killed_mid_job_is_finished_by_the_reconciler_without_a_half_sche
         if worker.poll() is None:
             worker.kill()
             worker.wait()
+
+
+@TENANT_DB
+def test_a_step_left_running_by_a_killed_worker_is_closed_as_abandoned_by_the_reconciler(
+    tmp_path: Path, run_worker: Callable[[], int], request_organization: Callable[..., Organization]
+) -> None:
+    organization = request_organization()
+    kill_worker_at("started:templates", tmp_path)
+    running = Operation.objects.get(organization=organization, step="templates")
+    assert running.outcome == "running"
+    assert running.finished_at is None
+    wait_for(
+        lambda: not tenant_query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s",
+                                 [provisioning.ADVISORY_NAMESPACE]),
+        what="the killed worker's lock to be released",
+    )  # fmt: skip
+    SystemSetting.objects.create(key="provisioning.stuck_after_minutes", value="0")
+    assert provisioning.organizations_reconcile()["requeued"] == 1
+    running.refresh_from_db()
+    assert running.outcome == "abandoned"
+    assert running.finished_at is not None
+    assert AuditEvent.objects.filter(action="organization.operations_abandoned", organization_id=organization.pk)
+    run_worker()
+    assert_fully_provisioned(organization)
+    assert not Operation.objects.filter(organization=organization, outcome="running").exists()
+
+
+@TENANT_DB
+def test_worker_killed_mid_job_is_finished_by_the_reconciler_without_a_half_schema(
+    tmp_path: Path, run_worker: Callable[[], int], request_organization: Callable[..., Organization]
+) -> None:
+    organization = request_organization()
+    kill_worker_at("finished:schema", tmp_path)
 
     # Killed after the schema step: the schema exists, no template is applied, the organisation is stuck.
     organization.refresh_from_db()
@@ -95,7 +115,8 @@ def test_worker_killed_mid_job_is_finished_by_the_reconciler_without_a_half_sche
     run_worker()
     assert_fully_provisioned(organization)
     reconcile = Operation.objects.get(organization=organization, step="reconcile")
-    assert reconcile.job_id and "re-enqueued" in reconcile.message
+    assert reconcile.job_id
+    assert "re-enqueued" in reconcile.message
     assert Operation.objects.filter(organization=organization, step="schema", outcome="success").count() == 2
 
 
@@ -103,13 +124,9 @@ def test_worker_killed_mid_job_is_finished_by_the_reconciler_without_a_half_sche
 def test_a_busy_organisation_is_left_to_the_worker_holding_its_lock(
     request_organization: Callable[..., Organization], run_worker: Callable[[], int]
 ) -> None:
-    import psycopg
-
-    from tests.support import tenant_conninfo
-
     organization = request_organization()
     with psycopg.connect(**tenant_conninfo()) as other:  # another worker's session holding the lock
-        key = provisioning._lock_key(organization.pk)
+        key = provisioning.lock_key(organization.pk)
         other.execute("SELECT pg_advisory_lock(%s, %s)", [provisioning.ADVISORY_NAMESPACE, key])
         assert provisioning.organization_provision(organization_id=str(organization.pk)) == "busy"
         organization.refresh_from_db()

@@ -12,13 +12,16 @@ import psycopg
 import pytest
 from django.db import connections
 from django.utils import timezone
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from ghostcrm.accounts.models import Invitation
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.core.models import SystemSetting
-from tenants import provisioning
-from tenants.models import Domain, Operation, Organization, Tenant
-from tests.tenants.conftest import tenant_query
-from tests.tenants.test_provisioning import STEPS, assert_fully_provisioned, schemas_like
+from ghostcrm.organizations.models import Organization
+from tenants import provisioning, queue
+from tenants.models import Domain, Operation, Tenant
+from tenants.provisioning import steps
+from tests.tenants.helpers import STEPS, assert_fully_provisioned, schemas_like, tenant_query
 
 Status = Organization.Status
 TENANT_DB = pytest.mark.django_db(databases=["default", "tenants"], transaction=True)
@@ -30,7 +33,6 @@ def test_a_retry_after_each_step_finishes_with_one_complete_schema(
     crash_after: str, monkeypatch: pytest.MonkeyPatch, request_organization: Callable[..., Organization]
 ) -> None:
     """The step's work is done, then the connection drops before it is recorded: RQ's retry runs every step again."""
-    from ghostcrm.accounts.models import Invitation
 
     def crash_once(func: Callable[[Organization], str]) -> Callable[[Organization], str]:
         calls = []
@@ -44,10 +46,8 @@ def test_a_retry_after_each_step_finishes_with_one_complete_schema(
 
         return wrapped
 
-    monkeypatch.setattr(
-        provisioning, "STEPS", tuple((s, crash_once(f) if s == crash_after else f) for s, f in provisioning.STEPS)
-    )
-    monkeypatch.setattr("tenants.jobs.retries_left", lambda: 1)  # as inside an RQ job with a retry to come
+    monkeypatch.setattr(steps, "STEPS", tuple((s, crash_once(f) if s == crash_after else f) for s, f in steps.STEPS))
+    monkeypatch.setattr("tenants.queue.retries_left", lambda: 1)  # as inside an RQ job with a retry to come
     organization = request_organization()
     with pytest.raises(psycopg.OperationalError):
         provisioning.organization_provision(organization_id=str(organization.pk), job_id="job-1")
@@ -64,7 +64,8 @@ def test_a_retry_after_each_step_finishes_with_one_complete_schema(
         "SELECT version, count(*) FROM public.tenant_sql_ledger WHERE schema_name = %s GROUP BY version",
         [organization.schema_name],
     )
-    assert ledger and all(count == 1 for _, count in ledger)  # every template applied exactly once
+    assert ledger
+    assert all(count == 1 for _, count in ledger)
     failed = Operation.objects.get(organization=organization, outcome="failure")
     assert (failed.step, failed.attempt) == (crash_after, 1)
     second = Operation.objects.filter(organization=organization, step__in=STEPS, attempt=2, outcome="success")
@@ -109,7 +110,7 @@ def _aged(organization: Organization, *, status: str, changed_minutes_ago: float
     Operation.objects.filter(organization=organization).update(started_at=now - dt.timedelta(minutes=step_minutes_ago))
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(databases=["default", "tenants"])
 def test_reconciler_threshold_picks_only_what_made_no_progress(
     redis_conn: Any, request_organization: Callable[..., Organization]
 ) -> None:
@@ -137,6 +138,9 @@ def test_reconciler_threshold_picks_only_what_made_no_progress(
     assert provisioning.organizations_reconcile() == {
         "requeued": 3,
         "enqueue_failures": 0,
+        "logins_repaired": 0,
+        "login_repair_failures": 0,
+        "logins_missing": 1,  # "active" has no schema, so no login role: reported
         "purged": 0,
         "purge_failures": 0,
     }
@@ -146,27 +150,24 @@ def test_reconciler_threshold_picks_only_what_made_no_progress(
     )
     for name in ("stuck pending", "stuck provisioning", "stuck deprovisioning"):
         row = Operation.objects.get(organization=organizations[name], step="reconcile")
-        assert row.job_id and "no progress for 0:15:00" in row.message
+        assert row.job_id
+        assert "no progress for 0:15:00" in row.message
         assert row.from_status == row.to_status == cases[name][0]  # the reconciler changes no status
     assert AuditEvent.objects.filter(action="organization.reconcile").count() == 3
     # The reconcile row is progress: the next run within the threshold leaves them to the jobs just queued.
     assert provisioning.organizations_reconcile()["requeued"] == 0
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(databases=["default", "tenants"])
 def test_reconciler_without_redis_counts_what_it_could_not_requeue_and_records_nothing(
     monkeypatch: pytest.MonkeyPatch, request_organization: Callable[..., Organization]
 ) -> None:
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
-    from tenants import jobs
-
     def no_redis(*args: Any, **kwargs: Any) -> str:
         raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     organization = request_organization()
     _aged(organization, status="pending", changed_minutes_ago=60, step_minutes_ago=60)
-    monkeypatch.setattr(jobs, "enqueue", no_redis)
+    monkeypatch.setattr(queue, "enqueue", no_redis)
     result = provisioning.organizations_reconcile()
     assert (result["requeued"], result["enqueue_failures"]) == (0, 1)
     assert not Operation.objects.filter(organization=organization, step="reconcile").exists()

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import pytest
+from django.db import OperationalError, transaction
 
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor
-from ghostcrm.core.errors import Conflict, ValidationError
-from tenants import services
-from tenants.models import IdempotencyRecord, Operation, Organization
-from tests.billing.conftest import make_plan
+from ghostcrm.core.errors import Conflict, TransientError, ValidationError
+from ghostcrm.organizations.models import Organization
+from tenants import provisioning, queue, roles, services
+from tenants.models import IdempotencyRecord, Operation
+from tenants.provisioning import backups, runner
+from tests.tenants.factories import PlanFactory
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("test")
@@ -23,7 +27,7 @@ def _request(name: str = "ACME Corp", email: str = "admin@acme.test", **kwargs: 
 
 
 def test_request_creates_a_pending_organisation_with_an_operation_and_audit_event() -> None:
-    make_plan("starter", 2_000)
+    PlanFactory(code="starter", unit_amount=2_000)
     organization = _request(plan_code="starter")
     assert organization.status == Status.PENDING
     assert (organization.slug, organization.schema_name) == ("acme-corp", "acme_corp")
@@ -32,7 +36,8 @@ def test_request_creates_a_pending_organisation_with_an_operation_and_audit_even
         ("request", "pending")
     ]
     event = AuditEvent.objects.get(action="organization.request")
-    assert event.organization_id == organization.pk and event.actor_label == "test"
+    assert event.organization_id == organization.pk
+    assert event.actor_label == "test"
 
 
 @pytest.mark.parametrize(
@@ -64,9 +69,10 @@ def test_a_plan_code_must_name_an_active_billing_plan() -> None:
     none_yet = (
         "There is no active billing plan with the code 'starter'; no active plans exist, so leave the plan empty."
     )
-    assert caught.value.message == none_yet and caught.value.extra["fields"] == {"plan": [none_yet]}
-    make_plan("team", 5_000)
-    retired = make_plan("starter", 2_000)
+    assert caught.value.message == none_yet
+    assert caught.value.extra["fields"] == {"plan": [none_yet]}
+    PlanFactory(code="team", unit_amount=5_000)
+    retired = PlanFactory(code="starter", unit_amount=2_000)
     retired.active = False
     retired.save()
     for code in ("starter", "Team", "gold"):
@@ -75,7 +81,8 @@ def test_a_plan_code_must_name_an_active_billing_plan() -> None:
         assert caught.value.extra["fields"]["plan"] == [
             f"There is no active billing plan with the code {code!r}; use one of: team."
         ]
-    assert not Organization.objects.exists() and not Operation.objects.exists()
+    assert not Organization.objects.exists()
+    assert not Operation.objects.exists()
     assert _request(plan_code=" team ").plan_code == "team"
 
 
@@ -110,7 +117,8 @@ def test_allowed_transition_records_operation_and_audit() -> None:
         organization_id=organization.pk, to_status=Status.PROVISIONING, actor=ACTOR, step="provision", job_id="j1"
     )
     organization.refresh_from_db()
-    assert organization.status == Status.PROVISIONING and organization.status_changed_at is not None
+    assert organization.status == Status.PROVISIONING
+    assert organization.status_changed_at is not None
     operation = Operation.objects.get(organization=organization, step="provision")
     assert (operation.from_status, operation.to_status, operation.job_id) == ("pending", "provisioning", "j1")
     assert AuditEvent.objects.filter(action="organization.provision", organization_id=organization.pk).count() == 1
@@ -134,7 +142,8 @@ def test_failed_transition_keeps_the_reason_and_active_sets_activated_at() -> No
         organization_id=organization.pk, to_status=Status.ACTIVE, actor=ACTOR, step="activate"
     )
     organization.refresh_from_db()
-    assert organization.last_error == "" and organization.activated_at is not None
+    assert organization.last_error == ""
+    assert organization.activated_at is not None
 
 
 @pytest.mark.parametrize(
@@ -165,60 +174,99 @@ def test_retry_moves_failed_back_to_pending_and_refuses_active() -> None:
     Organization.objects.filter(pk=organization.pk).update(status=Status.FAILED, last_error="boom")
     services.organization_retry(organization_id=organization.pk, actor=ACTOR)
     organization.refresh_from_db()
-    assert organization.status == Status.PENDING and organization.last_error == ""
+    assert organization.status == Status.PENDING
+    assert organization.last_error == ""
     Organization.objects.filter(pk=organization.pk).update(status=Status.ACTIVE)
     with pytest.raises(Conflict):
         services.organization_retry(organization_id=organization.pk, actor=ACTOR)
 
 
-@pytest.mark.django_db
-def test_a_tenant_database_fault_during_suspend_or_resume_is_a_sentence_and_changes_nothing(
+@pytest.mark.django_db(transaction=True)
+def test_a_tenant_database_fault_after_suspend_or_resume_keeps_the_status_records_it_and_says_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from django.db import OperationalError
-
-    from ghostcrm.core.errors import TransientError
-    from tenants import roles
+    touched: list[bool] = []
 
     def down(*, schema: str) -> None:
+        # Runs after the commit: outside the main transaction, so its row lock is already released.
+        touched.append(transaction.get_connection().in_atomic_block)
         raise OperationalError("connection to server at 127.0.0.1 failed")
 
+    monkeypatch.setattr(queue, "enqueue", lambda func, organization_id: "job-1")
     organization = services.organization_request(name="ACME Corp", admin_email="a@acme.test", actor=ACTOR)
     Organization.objects.filter(pk=organization.pk).update(status="active")
     monkeypatch.setattr(roles, "app_role_disable", down)
-    with pytest.raises(TransientError, match="Could not revoke the tenant's login") as caught:
+    with pytest.raises(TransientError, match="could not revoke its login") as caught:
         services.organization_suspend(organization_id=organization.pk, actor=ACTOR, reason="unpaid")
-    assert caught.value.code == "tenant_database_unavailable" and caught.value.http_status == 503
-    organization.refresh_from_db()
-    assert organization.status == "active"
-    assert not Operation.objects.filter(organization=organization, step="suspend").exists()
-    assert not AuditEvent.objects.filter(action="organization.suspend").exists()
-
-    Organization.objects.filter(pk=organization.pk).update(status="suspended")
-    monkeypatch.setattr(roles, "app_role_enable", down)
-    with pytest.raises(TransientError, match="Could not restore the tenant's login"):
-        services.organization_resume(organization_id=organization.pk, actor=ACTOR, reason="paid")
+    assert caught.value.code == "tenant_database_unavailable"
+    assert caught.value.http_status == 503
+    assert touched == [False]
     organization.refresh_from_db()
     assert organization.status == "suspended"
+    assert Operation.objects.filter(organization=organization, step="suspend", outcome="success").exists()
+    sync = Operation.objects.get(organization=organization, step="login_sync")
+    assert sync.outcome == "failure"
+    assert "connection to server" in sync.error
+    assert AuditEvent.objects.filter(action="organization.login_sync", outcome="failure").count() == 1
+
+    monkeypatch.setattr(roles, "app_role_enable", down)
+    with pytest.raises(TransientError, match="could not restore its login"):
+        services.organization_resume(organization_id=organization.pk, actor=ACTOR, reason="paid")
+    organization.refresh_from_db()
+    assert organization.status == "active"
+    assert Operation.objects.filter(organization=organization, step="login_sync", outcome="failure").count() == 2
+
+
+def test_suspending_a_suspended_organisation_is_a_conflict() -> None:
+    organization = _request()
+    Organization.objects.filter(pk=organization.pk).update(status="suspended")
+    with pytest.raises(Conflict) as caught:
+        services.organization_suspend(organization_id=organization.pk, actor=ACTOR, reason="again")
+    assert (caught.value.code, caught.value.http_status) == ("already_suspended", 409)
+    assert not AuditEvent.objects.filter(action="organization.suspend").exists()
+
+
+def test_a_tenant_database_unreachable_at_job_start_is_a_transient_failure_then_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unreachable(organization_id: object) -> None:
+        raise psycopg.OperationalError("connection to server at 127.0.0.1, port 5433 failed: Connection refused")
+
+    organization = _request()
+    monkeypatch.setattr(runner, "lock_acquire", unreachable)
+    monkeypatch.setattr(queue, "retries_left", lambda: 1)
+    with pytest.raises(psycopg.OperationalError):
+        runner.organization_provision(organization_id=str(organization.pk), job_id="job-1")
+    organization.refresh_from_db()
+    assert organization.status == Status.PENDING
+    assert organization.last_error.startswith("Transient error, will retry: connection to server")
+    start = Operation.objects.get(organization=organization, step="start")
+    assert (start.outcome, start.job_id) == ("failure", "job-1")
+    assert "Connection refused" in start.error
+
+    monkeypatch.setattr(queue, "retries_left", lambda: 0)  # the last try
+    with pytest.raises(psycopg.OperationalError):
+        runner.organization_provision(organization_id=str(organization.pk), job_id="job-1")
+    organization.refresh_from_db()
+    assert organization.status == Status.FAILED
+    assert organization.last_error.startswith("Gave up after repeated transient errors: connection to server")
+    assert Operation.objects.filter(organization=organization, step="start", outcome="failure").count() == 2
 
 
 @pytest.mark.django_db(databases=["default", "tenants"])
 def test_deprovisioning_records_the_export_as_an_operation_failed_or_done(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    from ghostcrm.core.errors import TransientError
-    from tenants import provisioning, roles
-
     organization = services.organization_request(name="ACME Corp", admin_email="a@acme.test", actor=ACTOR)
     Organization.objects.filter(pk=organization.pk).update(status="active")
     services.organization_deprovision(organization_id=organization.pk, actor=ACTOR, reason="contract ended")
-    monkeypatch.setattr(provisioning, "_schema_exists", lambda schema: True)
+    monkeypatch.setattr(backups, "schema_exists", lambda schema: True)
     monkeypatch.setattr(roles, "app_role_disable", lambda *, schema: 0)
 
     def broken_dump(*, schema: str, destination: Any = None) -> Any:
         raise TransientError("pg_dump of schema 'acme_corp' failed: disk full")
 
-    monkeypatch.setattr(provisioning, "schema_export", broken_dump)
+    monkeypatch.setattr(backups, "schema_export", broken_dump)
     with pytest.raises(TransientError):
         provisioning.organization_deprovision_run(organization_id=str(organization.pk), job_id="job-9")
     failed = Operation.objects.get(organization=organization, step="export")
@@ -228,9 +276,10 @@ def test_deprovisioning_records_the_export_as_an_operation_failed_or_done(
     assert organization.status == "deprovisioning"  # the reconciler or a retry runs it again
 
     dump = tmp_path / "acme_corp.sql"
-    monkeypatch.setattr(provisioning, "schema_export", lambda *, schema, destination=None: dump)
+    monkeypatch.setattr(backups, "schema_export", lambda *, schema, destination=None: dump)
     assert provisioning.organization_deprovision_run(organization_id=str(organization.pk)) == "deleted"
     done = Operation.objects.get(organization=organization, step="export", outcome="success")
-    assert done.attempt == 2 and str(dump) in done.message
+    assert done.attempt == 2
+    assert str(dump) in done.message
     organization.refresh_from_db()
     assert (organization.status, organization.export_path) == ("deleted", str(dump))

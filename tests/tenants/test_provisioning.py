@@ -6,57 +6,41 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import django_rq
 import pytest
-from django.conf import settings
 from django.core import mail
+from rest_framework.test import APIClient
+from rq.timeouts import JobTimeoutException
 
+from ghostcrm.accounts.models import Invitation
+from ghostcrm.accounts.signals import invitation_accepted
 from ghostcrm.audit.models import AuditEvent
+from ghostcrm.audit.services import Actor
+from ghostcrm.core.errors import TransientError
+from ghostcrm.core.models import SystemSetting
+from ghostcrm.organizations.models import Organization
+from tenants import queue, services
 from tenants.engine.services import tenant_roles
-from tenants.models import Domain, Operation, Organization, Tenant
-from tests.billing.conftest import make_plan
-from tests.tenants.conftest import TEMPLATES, tenant_query
+from tenants.keys import service_key_create
+from tenants.models import Operation
+from tenants.provisioning import steps
+from tests.tenants.factories import PlanFactory
+from tests.tenants.helpers import (
+    ACTOR,
+    STEPS,
+    assert_fully_provisioned,
+    tenant_query,
+)
 
 Status = Organization.Status
 TENANT_DB = pytest.mark.django_db(databases=["default", "tenants"], transaction=True)
-STEPS = ["registry", "schema", "templates", "admin_user", "invitation"]
-
-
-def template_files(folder: Path = TEMPLATES) -> list[str]:
-    return sorted(p.name for p in folder.glob("*.pgsql"))
-
-
-def schemas_like(prefix: str) -> list[str]:
-    return [r[0] for r in tenant_query("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", [prefix + "%"])]
-
-
-def assert_fully_provisioned(organization: Organization) -> None:
-    organization.refresh_from_db()
-    assert organization.status == Status.ACTIVE, organization.last_error
-    assert organization.activated_at is not None and organization.last_error == ""
-    schema = organization.schema_name
-    assert schemas_like(schema) == [schema]
-    ledger = tenant_query(
-        "SELECT filename FROM public.tenant_sql_ledger WHERE schema_name = %s AND success ORDER BY version", [schema]
-    )
-    assert [row[0] for row in ledger] == template_files(Path(settings.TENANT_TEMPLATES_DIR))
-    users = tenant_query(f'SELECT email, role FROM "{schema}".crm_users')
-    assert users == [(organization.admin_email, "admin")]
-    tenant = Tenant.objects.using("tenants").get(organization_id=organization.pk)
-    assert tenant.schema_name == schema
-    assert Domain.objects.using("tenants").filter(tenant=tenant, is_primary=True).count() == 1
 
 
 @TENANT_DB
 def test_api_request_to_active_schema_with_templates_admin_user_invitation_operations_and_audit(
     run_worker: Callable[[], int], settings: Any
 ) -> None:
-    from rest_framework.test import APIClient
-
-    from ghostcrm.accounts.models import Invitation
-    from ghostcrm.audit.services import Actor
-    from tenants.keys import service_key_create
-
-    make_plan("starter", 2_000)
+    PlanFactory(code="starter", unit_amount=2_000)
     key, raw = service_key_create(
         name="signup", scopes=["organizations:write", "organizations:read"], actor=Actor.system("test")
     )
@@ -69,18 +53,22 @@ def test_api_request_to_active_schema_with_templates_admin_user_invitation_opera
     )
     assert response.status_code == 202, response.content
     body = response.json()
-    assert body["status"] == "pending" and body["status_url"].endswith(f"/api/v1/organizations/{body['id']}/")
+    assert body["status"] == "pending"
+    assert body["status_url"].endswith(f"/api/v1/organizations/{body['id']}/")
     assert run_worker() == 1
 
     organization = Organization.objects.get(pk=body["id"])
     assert_fully_provisioned(organization)
     status = api.get(body["status_url"]).json()
-    assert status["status"] == "active" and status["activated_at"] and status["last_error"] == ""
+    assert status["status"] == "active"
+    assert status["activated_at"]
+    assert status["last_error"] == ""
     assert [op["step"] for op in status["operations"]] == ["request", "provision", *STEPS, "activate"]
     assert all(op["outcome"] == "success" for op in status["operations"])
     assert all(op["duration_ms"] is not None for op in status["operations"])
     job_ids = {op["job_id"] for op in status["operations"] if op["step"] in STEPS}
-    assert len(job_ids) == 1 and job_ids != {""}
+    assert len(job_ids) == 1
+    assert job_ids != {""}
 
     invitation = Invitation.objects.get(organization_id=organization.pk)
     assert (invitation.email, invitation.role) == ("admin@acme.test", "tenant_admin")
@@ -100,15 +88,12 @@ def test_api_request_to_active_schema_with_templates_admin_user_invitation_opera
 def test_duplicate_jobs_and_a_rerun_leave_one_schema_and_one_invitation(
     run_worker: Callable[[], int], request_organization: Callable[..., Organization]
 ) -> None:
-    from ghostcrm.accounts.models import Invitation
-    from tenants import jobs
-
     organization = request_organization()
-    jobs.enqueue(jobs.organization_provision_job, str(organization.pk))  # a duplicate of the on-commit job
+    queue.enqueue(queue.PROVISION_JOB, str(organization.pk))  # a duplicate of the on-commit job
     assert run_worker() == 2
     assert_fully_provisioned(organization)
     # Re-running the steps on an active organisation changes nothing.
-    jobs.enqueue(jobs.organization_provision_job, str(organization.pk))
+    queue.enqueue(queue.PROVISION_JOB, str(organization.pk))
     run_worker()
     assert_fully_provisioned(organization)
     assert Invitation.objects.filter(organization_id=organization.pk).count() == 1
@@ -126,9 +111,11 @@ def test_bad_template_fails_at_once_with_the_reason_then_retry_after_the_fix_goe
     run_worker()
     organization.refresh_from_db()
     assert organization.status == Status.FAILED
-    assert broken.name in organization.last_error and "nosuchtype" in organization.last_error
+    assert broken.name in organization.last_error
+    assert "nosuchtype" in organization.last_error
     failed = Operation.objects.get(organization=organization, step="templates")
-    assert failed.outcome == "failure" and "nosuchtype" in failed.error
+    assert failed.outcome == "failure"
+    assert "nosuchtype" in failed.error
     # The failing file rolled back whole: nothing of it is in the schema.
     assert not tenant_query(
         "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename LIKE 'widgets%%'", [organization.schema_name]
@@ -136,8 +123,6 @@ def test_bad_template_fails_at_once_with_the_reason_then_retry_after_the_fix_goe
     assert AuditEvent.objects.filter(action="organization.fail", outcome="failure").exists()
 
     broken.write_text("CREATE TABLE widgets (id uuid PRIMARY KEY);\n")
-    from tenants import services
-    from tests.tenants.conftest import ACTOR
 
     services.organization_retry(organization_id=organization.pk, actor=ACTOR, reason="template fixed")
     run_worker()
@@ -152,11 +137,8 @@ def test_bad_template_fails_at_once_with_the_reason_then_retry_after_the_fix_goe
 def test_transient_errors_are_retried_and_the_last_attempt_marks_failed(
     run_worker: Callable[[], int], request_organization: Callable[..., Organization], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ghostcrm.core.errors import TransientError
-    from tenants import provisioning
-
     calls: list[str] = []
-    real = provisioning._step_templates
+    real = steps.step_templates
 
     def flaky(organization: Organization) -> str:
         calls.append(organization.slug)
@@ -164,9 +146,7 @@ def test_transient_errors_are_retried_and_the_last_attempt_marks_failed(
             raise TransientError("the tenant database restarted")
         return real(organization)
 
-    monkeypatch.setattr(
-        provisioning, "STEPS", tuple((n, flaky if n == "templates" else f) for n, f in provisioning.STEPS)
-    )
+    monkeypatch.setattr(steps, "STEPS", tuple((n, flaky if n == "templates" else f) for n, f in steps.STEPS))
     organization = request_organization()
     run_worker()
     assert len(calls) == 2
@@ -177,7 +157,7 @@ def test_transient_errors_are_retried_and_the_last_attempt_marks_failed(
     def always(organization: Organization) -> str:
         raise TransientError("still down")
 
-    monkeypatch.setattr(provisioning, "STEPS", (("registry", always),))
+    monkeypatch.setattr(steps, "STEPS", (("registry", always),))
     other = request_organization(name="Beta Ltd", email="admin@beta.test")
     run_worker()
     other.refresh_from_db()
@@ -190,9 +170,6 @@ def test_transient_errors_are_retried_and_the_last_attempt_marks_failed(
 def test_invitation_accepted_stores_the_password_hash_on_the_crm_admin(
     run_worker: Callable[[], int], request_organization: Callable[..., Organization]
 ) -> None:
-    from ghostcrm.accounts.models import Invitation
-    from ghostcrm.accounts.signals import invitation_accepted
-
     organization = request_organization()
     run_worker()
     invitation = Invitation.objects.get(organization_id=organization.pk)
@@ -220,25 +197,20 @@ def test_roles_follow_the_engine_naming(request_organization: Callable[..., Orga
 def test_a_job_timeout_marks_the_organisation_failed_with_the_reason(
     run_worker: Callable[[], int], request_organization: Callable[..., Organization], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rq.timeouts import JobTimeoutException
-
-    from ghostcrm.core.models import SystemSetting
-    from tenants import jobs, provisioning
-
     def stuck(organization: Organization) -> str:
         raise JobTimeoutException("Task exceeded maximum timeout value (45 seconds)")
 
-    monkeypatch.setattr(provisioning, "STEPS", (("registry", stuck),))
+    monkeypatch.setattr(steps, "STEPS", (("registry", stuck),))
     SystemSetting.objects.create(key="provisioning.job_timeout_seconds", value="45")
     organization = request_organization()
     job_id = Operation.objects.filter(organization=organization).values_list("job_id", flat=True).first()
     assert job_id == ""  # the request itself ran outside any job
-    import django_rq
 
     queued = django_rq.get_queue("provisioning").jobs
     assert [job.timeout for job in queued] == [45]
     run_worker()
     organization.refresh_from_db()
     assert organization.status == Status.FAILED
-    assert "JobTimeoutException" in organization.last_error and "45 seconds" in organization.last_error
-    assert jobs.retries_left() == 0  # outside a job
+    assert "JobTimeoutException" in organization.last_error
+    assert "45 seconds" in organization.last_error
+    assert queue.retries_left() == 0  # outside a job

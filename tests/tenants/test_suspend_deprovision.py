@@ -5,21 +5,25 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.urls import reverse
 from django.utils import timezone
 
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.core.errors import Conflict
 from ghostcrm.core.models import SystemSetting
+from ghostcrm.organizations.models import Organization
 from tenants import provisioning, services
+from tenants.engine.selectors import schemas_validate
 from tenants.engine.services import tenant_roles
-from tenants.models import Domain, Organization, Tenant
+from tenants.models import Domain, Tenant
 from tests.support import tenant_conninfo
-from tests.tenants.conftest import ACTOR, tenant_query
+from tests.tenants.helpers import ACTOR, tenant_query
 
 Status = Organization.Status
 TENANT_DB = pytest.mark.django_db(databases=["default", "tenants"], transaction=True)
@@ -54,8 +58,9 @@ def test_suspend_blocks_the_tenant_login_and_ends_its_sessions_resume_restores_i
         session.execute("SELECT 1")
     # No data was touched.
     assert tenant_query(f'SELECT email FROM "{active.schema_name}".crm_users') == [(active.admin_email,)]
-    # Suspending twice is harmless (billing may ask again).
-    services.organization_suspend(organization_id=active.pk, actor=ACTOR, reason="again")
+    # Suspending twice is a conflict that changes nothing.
+    with pytest.raises(Conflict, match="already suspended"):
+        services.organization_suspend(organization_id=active.pk, actor=ACTOR, reason="again")
     assert AuditEvent.objects.filter(action="organization.suspend", organization_id=active.pk).count() == 1
 
     services.organization_resume(organization_id=active.pk, actor=ACTOR, reason="paid")
@@ -67,6 +72,36 @@ def test_suspend_blocks_the_tenant_login_and_ends_its_sessions_resume_restores_i
         active.operations.filter(step__in=["suspend", "resume"]).values_list("step", "from_status", "to_status")
     )
     assert sorted(steps) == [("resume", "suspended", "active"), ("suspend", "active", "suspended")]
+
+
+def set_login(organization: Organization, *, can_login: bool) -> None:
+    """Change the tenant login role by hand, as a DBA (or a failed after-commit change) would leave it."""
+    role = tenant_roles(organization.schema_name).app
+    tenant_query(f'ALTER ROLE "{role}" {"LOGIN" if can_login else "NOLOGIN"}')
+
+
+def can_login(organization: Organization) -> bool:
+    role = tenant_roles(organization.schema_name).app
+    return bool(tenant_query("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", [role])[0][0])
+
+
+@TENANT_DB
+def test_the_reconciler_repairs_a_login_that_disagrees_with_the_status_and_audits_it(active: Organization) -> None:
+    assert provisioning.logins_reconcile() == {"logins_repaired": 0, "login_repair_failures": 0, "logins_missing": 0}
+    set_login(active, can_login=False)  # active, yet its CRM cannot log in
+    result = provisioning.organizations_reconcile()
+    assert result["logins_repaired"] == 1
+    assert can_login(active)
+    repair = active.operations.get(step="login_repair")
+    assert repair.outcome == "success"
+    assert "LOGIN restored" in repair.message
+    assert AuditEvent.objects.filter(action="organization.login_repair", organization_id=active.pk).count() == 1
+
+    services.organization_suspend(organization_id=active.pk, actor=ACTOR, reason="unpaid")
+    set_login(active, can_login=True)  # suspended, yet its CRM can log in
+    assert provisioning.logins_reconcile()["logins_repaired"] == 1
+    assert not can_login(active)
+    assert provisioning.logins_reconcile()["logins_repaired"] == 0  # repaired once, then in agreement
 
 
 @TENANT_DB
@@ -91,7 +126,8 @@ def test_deprovision_exports_then_deletes_and_the_retention_purge_drops_schema_r
     export = Path(active.export_path)
     assert export.is_file()
     text = export.read_text()
-    assert f"CREATE SCHEMA {active.schema_name};" in text and 'INSERT INTO public."tenant_sql_ledger"' in text
+    assert f"CREATE SCHEMA {active.schema_name};" in text
+    assert 'INSERT INTO public."tenant_sql_ledger"' in text
     assert active.deleted_at is not None
     assert active.purge_after is not None
     assert abs((active.purge_after - active.deleted_at) - dt.timedelta(days=30)) < dt.timedelta(seconds=1)
@@ -133,7 +169,8 @@ def test_export_and_restore_commands_round_trip_a_schema(
     tenant_query(f"INSERT INTO \"{schema}\".crm_users (email, full_name, role) VALUES ('b@acme.test', 'B', 'member')")
     target = tmp_path / "acme.sql"
     call_command("tenants", "export", active.slug, "--output", str(target))
-    assert target.is_file() and "exported to" in capsys.readouterr().out
+    assert target.is_file()
+    assert "exported to" in capsys.readouterr().out
     with pytest.raises(CommandError, match="already exists"):
         call_command("tenants", "restore", str(target))
 
@@ -204,7 +241,6 @@ def test_a_deprovisioning_export_restores_the_purged_schema_exactly(
     active: Organization, run_worker: Callable[[], int]
 ) -> None:
     """The export a deprovision keeps is complete: after the purge, restoring it gives back the same schema."""
-    from tenants.engine.selectors import schemas_validate
 
     schema = active.schema_name
     tenant_query(f"INSERT INTO \"{schema}\".crm_users (email, full_name, role) VALUES ('b@acme.test', 'B', 'member')")
@@ -231,3 +267,20 @@ def test_a_deprovisioning_export_restores_the_purged_schema_exactly(
     roles = tenant_roles(schema)
     # A purged organisation's CRM may not log in to the restored copy.
     assert tenant_query("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", [roles.app]) == [(False,)]
+
+
+@TENANT_DB
+def test_the_crm_support_page_reads_the_clients_users_and_counts_through_the_mirrors(
+    active: Organization, admin_session: Any
+) -> None:
+    users = f'"{active.schema_name}".crm_users'
+    tenant_query(f"INSERT INTO {users} (email, full_name, role) VALUES ('b@acme.test', 'Bea', 'member')")
+    change = admin_session.get(reverse("admin:organizations_organization_change", args=[active.pk])).content.decode()
+    url = reverse("admin:tenants_organization_crm", kwargs={"organization_id": active.pk})
+    assert f'href="{url}"' in change
+    page = admin_session.get(url).content.decode()
+    assert "Users (2)" in page
+    assert active.admin_email in page
+    assert "Bea" in page
+    assert "Tenant CRM admin" in page
+    assert "0 companies, 0 contacts, 0 deals." in page

@@ -35,6 +35,7 @@ from ghostcrm.audit.models import AuditEvent
 from ghostcrm.audit.services import Actor, audit_record
 from ghostcrm.core.errors import Conflict, NotFound, ValidationError
 from ghostcrm.core.system_settings import setting_value
+from ghostcrm.organizations.models import Organization
 
 log = logging.getLogger(__name__)
 
@@ -172,11 +173,9 @@ def invitation_create(
     errors = _invitation_field_errors(email=email, role=role, organization_id=organization_id)
     if errors:
         raise ValidationError(" ".join(m for ms in errors.values() for m in ms), extra={"fields": errors})
-    if organization_id is not None:  # a Tenant CRM admin invitation (checked above)
-        from tenants.models import Organization
-
-        if not Organization.objects.filter(pk=organization_id).exists():
-            raise NotFound(f"There is no organisation {organization_id}.")
+    # A Tenant CRM admin invitation (checked above) names an organisation that exists.
+    if organization_id is not None and not Organization.objects.filter(pk=organization_id).exists():
+        raise NotFound(f"There is no organisation {organization_id}.")
     if role in CONTROL_PLANE_ROLES and User.objects.filter(email__iexact=email).exists():
         raise Conflict(f"{email} already has a control-plane account; change its role instead of inviting it.")
     with transaction.atomic():

@@ -7,9 +7,11 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from ghostcrm.core.commands import ServiceCommand
+from ghostcrm.organizations.models import Organization
+from ghostcrm.organizations.selectors import IDENTIFIER_FORMS, organization_resolve
 from tenants import services
 from tenants.management.commands._cli import cli_actor
-from tenants.models import Operation, Organization
+from tenants.models import Operation
 
 Status = Organization.Status
 
@@ -17,19 +19,24 @@ Status = Organization.Status
 class Command(ServiceCommand):
     help = (
         "Request a new client organisation; provisioning runs on the worker (python manage.py run_worker). "
-        "With --wait, follow it: exit 0 when active, 1 when failed or timed out."
+        "With --wait, follow it: exit 0 when active, 1 when failed or timed out. "
+        "--follow ORGANISATION follows one requested earlier (its slug, schema name or id)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--name", required=True, help='The client\'s name, e.g. "ACME Corp".')
+        parser.add_argument("--name", default="", help='The client\'s name, e.g. "ACME Corp".')
         parser.add_argument(
-            "--admin-email", required=True, help="The client's first CRM admin, who gets an invitation."
+            "--admin-email", default="", help="The client's first Tenant CRM admin, who gets an invitation."
         )
+        parser.add_argument("--follow", default="", metavar="ORGANISATION", help=f"Follow {IDENTIFIER_FORMS}.")
         parser.add_argument("--plan", default="", help="Code of an active billing plan (default: no plan).")
         parser.add_argument("--wait", action="store_true", help="Follow provisioning until active or failed.")
         parser.add_argument("--timeout", type=int, default=900, help="Seconds --wait waits (default 900).")
 
     def run(self, *args: Any, **options: Any) -> None:
+        if options["follow"]:
+            self._follow(organization_resolve(identifier=options["follow"]), timeout=options["timeout"])
+            return
         organization = services.organization_request(
             name=options["name"],
             admin_email=options["admin_email"],

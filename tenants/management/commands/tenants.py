@@ -7,10 +7,11 @@ from django.core.management.base import CommandParser
 from django.utils.module_loading import import_string
 
 from ghostcrm.core.commands import ServiceCommand
+from ghostcrm.organizations.models import Organization
+from ghostcrm.organizations.selectors import IDENTIFIER_FORMS, organization_resolve
 from tenants import provisioning, selectors, services
 from tenants.api.serializers import OperationSerializer, OrganizationSerializer
 from tenants.management.commands._cli import cli_actor
-from tenants.models import Organization
 
 LIFECYCLE = services.LIFECYCLE_ACTIONS
 
@@ -33,14 +34,14 @@ class Command(ServiceCommand):
         listing.add_argument("--status", choices=Organization.Status.values)
         listing.add_argument("--json", action="store_true")
         show = sub.add_parser("show", help="One organisation with its operations.")
-        show.add_argument("slug")
+        show.add_argument("organization", help=f"The organisation: {IDENTIFIER_FORMS}.")
         show.add_argument("--json", action="store_true")
         for name in LIFECYCLE:
             action = sub.add_parser(name, help=f"{name.capitalize()} an organisation.")
-            action.add_argument("slug")
+            action.add_argument("organization", help=f"The organisation: {IDENTIFIER_FORMS}.")
             action.add_argument("--reason", default="")
         export = sub.add_parser("export", help="pg_dump the organisation's schema (to TENANT_BACKUPS_DIR).")
-        export.add_argument("slug")
+        export.add_argument("organization", help=f"The organisation: {IDENTIFIER_FORMS}.")
         export.add_argument("--output", type=Path, help="File to write instead of the backups folder.")
         restore = sub.add_parser(
             "restore",
@@ -61,15 +62,15 @@ class Command(ServiceCommand):
         if action == "list":
             self._list(status=options["status"], as_json=options["json"])
         elif action == "show":
-            self._show(slug=options["slug"], as_json=options["json"])
+            self._show(identifier=options["organization"], as_json=options["json"])
         elif action in LIFECYCLE:
-            organization = selectors.organization_by_slug(slug=options["slug"])
+            organization = organization_resolve(identifier=options["organization"])
             reason = options["reason"] or f"{action} from the command line"
             organization = LIFECYCLE[action](organization_id=organization.pk, actor=actor, reason=reason)
             organization.refresh_from_db()
             self.stdout.write(f"{organization.name} ({organization.slug}) is {organization.status}.")
         elif action == "export":
-            organization = selectors.organization_by_slug(slug=options["slug"])
+            organization = organization_resolve(identifier=options["organization"])
             path = provisioning.organization_export(
                 organization_id=organization.pk, actor=actor, destination=options["output"]
             )
@@ -109,15 +110,17 @@ class Command(ServiceCommand):
             return
         header = f"{'slug':<32} {'status':<15} {'plan':<12} {'created (UTC)':<17} {'to active':>9}  last error"
         self.stdout.write(header)
+        live = selectors.live_plan_names(organization_ids=[org.pk for org in organizations])
         for org in organizations:
+            plan = live.get(org.pk) or org.plan_code or "-"
             self.stdout.write(
-                f"{org.slug:<32} {org.status:<15} {org.plan_code or '-':<12} {org.created_at:%Y-%m-%d %H:%M} "
+                f"{org.slug:<32} {org.status:<15} {plan:<12} {org.created_at:%Y-%m-%d %H:%M} "
                 f"{_time_to_active(org):>9}  {org.last_error[:60]}"
             )
         self.stdout.write(f"{len(organizations)} organisation(s).")
 
-    def _show(self, *, slug: str, as_json: bool) -> None:
-        organization = selectors.organization_by_slug(slug=slug)
+    def _show(self, *, identifier: str, as_json: bool) -> None:
+        organization = organization_resolve(identifier=identifier)
         operations = list(selectors.organization_operations(organization=organization))
         if as_json:
             data = dict(OrganizationSerializer(organization).data)

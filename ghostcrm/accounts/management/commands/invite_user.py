@@ -1,14 +1,14 @@
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 
 from ghostcrm.accounts.models import InvitationRole
 from ghostcrm.accounts.services.invitations import invitation_create
 from ghostcrm.audit.services import Actor
 from ghostcrm.core.commands import ServiceCommand
+from ghostcrm.organizations.selectors import organization_resolve
 
 
 class Command(ServiceCommand):
@@ -21,15 +21,14 @@ class Command(ServiceCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--email", required=True)
         parser.add_argument("--role", required=True, choices=InvitationRole.values)
-        parser.add_argument("--organization", default=None, help="Organisation UUID (Tenant CRM admin only).")
+        parser.add_argument(
+            "--organization", default=None, help="Organisation slug, schema name or id (Tenant CRM admin only)."
+        )
 
     def run(self, *args: Any, **options: Any) -> None:
         organization_id = None
         if options["organization"]:
-            try:
-                organization_id = uuid.UUID(options["organization"])
-            except ValueError:
-                raise CommandError(f"--organization {options['organization']!r} is not a UUID.") from None
+            organization_id = organization_resolve(identifier=options["organization"]).pk
         invitation = invitation_create(
             email=options["email"],
             role=options["role"],

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from ghostcrm.audit.services import Actor
 from ghostcrm.core.commands import ServiceCommand
 from ghostcrm.core.errors import ValidationError
+from ghostcrm.organizations.selectors import organization_find
 from tenants.engine import selectors, services
 from tenants.engine.lint import templates_lint
 
@@ -84,8 +85,10 @@ class Command(ServiceCommand):
     # --- subcommands ---------------------------------------------------------------------------------
 
     def _schema(self, name: str) -> str:
+        # An organisation's slug or id names its schema; anything else is taken as a schema name.
+        organization = organization_find(identifier=name)
         try:
-            return services.schema_name_check(name)
+            return services.schema_name_check(organization.schema_name if organization else name)
         except ValidationError as exc:
             raise _usage(exc.message) from None
 

@@ -1,4 +1,9 @@
+from importlib import import_module
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+from ghostcrm.core.system_settings import SettingSpec, register
 
 
 class EngineConfig(AppConfig):
@@ -7,8 +12,9 @@ class EngineConfig(AppConfig):
     verbose_name = "Tenant schema templates"
 
     def ready(self) -> None:
-        from ghostcrm.core.system_settings import SettingSpec, register
-
+        # Imported here, by name: the receivers use models, which are not importable before ready().
+        signals = import_module(f"{self.name}.signals")
+        post_migrate.connect(signals.migrator_after_migrate, sender=self, dispatch_uid="tenant_sql.migrator")
         register(
             SettingSpec(
                 key="tenant_sql.recycle_every",

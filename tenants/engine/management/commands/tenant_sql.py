@@ -21,6 +21,7 @@ from ghostcrm.core.commands import ServiceCommand
 from ghostcrm.core.errors import ValidationError
 from tenants.engine import selectors, services
 from tenants.engine.lint import templates_lint
+from tenants.engine.templates import templates_directory
 
 
 def _usage(message: str) -> CommandError:
@@ -90,7 +91,7 @@ class Command(ServiceCommand):
             raise _usage(exc.message) from None
 
     def do_lint(self, options: dict[str, Any]) -> None:
-        result = templates_lint(services.templates_directory(options["dir"]))
+        result = templates_lint(templates_directory(options["dir"]))
         if options["json"]:
             self.write_json(
                 {
@@ -153,14 +154,7 @@ class Command(ServiceCommand):
     def do_apply(self, options: dict[str, Any]) -> None:
         if options["jobs"] < 1:
             raise _usage("--jobs must be at least 1.")
-        if options["create_schema"] and options["all"]:
-            raise _usage("--create-schema is for scratch schemas: use it with --schema or --tenants, not --all.")
-        schemas: list[str] | None = None
-        if not options["all"]:
-            raw = [options["schema"]] if options["schema"] else [s.strip() for s in options["tenants"].split(",")]
-            schemas = [self._schema(s) for s in raw if s]
-            if not schemas:
-                raise _usage("--tenants needs at least one schema name.")
+        schemas = self._apply_schemas(options)
         actor = Actor.system(f"tenant_sql:{getpass.getuser()}")
         applied_by = f"{getpass.getuser()}@{socket.gethostname()}"[:150]
         try:
@@ -200,6 +194,18 @@ class Command(ServiceCommand):
             )
         if summary["failed"]:
             raise CommandError(f"{summary['failed']} schema(s) failed; re-run apply to resume.", returncode=1)
+
+    def _apply_schemas(self, options: dict[str, Any]) -> list[str] | None:
+        """The schemas named by --schema or --tenants; None for --all."""
+        if options["create_schema"] and options["all"]:
+            raise _usage("--create-schema is for scratch schemas: use it with --schema or --tenants, not --all.")
+        if options["all"]:
+            return None
+        raw = [options["schema"]] if options["schema"] else [s.strip() for s in options["tenants"].split(",")]
+        schemas = [self._schema(s) for s in raw if s]
+        if not schemas:
+            raise _usage("--tenants needs at least one schema name.")
+        return schemas
 
     @staticmethod
     def _result_line(result: services.ApplyResult) -> str:

@@ -17,6 +17,7 @@ from pglast.parser import ParseError
 from tenants.engine.bodies import bodies, body_problems
 from tenants.engine.citus import citus_problems
 from tenants.engine.rules import non_transactional, statement_problems
+from tenants.engine.safety import SAFETY_GROUPS, SAFETY_RULES, allowed_rules, safety_problems
 from tenants.engine.sqlast import line_at, node_location, statement_text, stmt_start
 from tenants.engine.templates import (
     BLOCKING_RULES,
@@ -30,8 +31,9 @@ from tenants.engine.templates import (
     template_set_read,
 )
 
-# Rules a file may allow with a header line ``-- tenant_sql: allow RULE``.
-ALLOWABLE_RULES = frozenset({"dynamic-sql"})
+# Rules a file may allow with a header line ``-- tenant_sql: allow RULE``: dynamic SQL, and the safety rules
+# (a rollout refuses a file they flag; ``apply`` of one schema does not).
+ALLOWABLE_RULES = frozenset({"dynamic-sql"}) | frozenset(SAFETY_RULES) | frozenset(SAFETY_GROUPS)
 
 
 def templates_lint(directory: Path) -> TemplateSet:
@@ -96,8 +98,10 @@ def template_lint(template: Template) -> list[LintProblem]:
     # Offsets below are into the rendered text; stand-ins never add or remove a line, so lines agree.
     rendered = dummy_render(template.text)
 
+    allows = allowed_rules(template.headers.allows)
+
     def add(offset: int, rule: str, message: str) -> None:
-        if rule not in template.headers.allows:
+        if rule not in allows:
             problems.append(LintProblem(template.filename, line_at(rendered, offset), rule, message))
 
     try:
@@ -117,9 +121,20 @@ def template_lint(template: Template) -> list[LintProblem]:
             else:
                 needs_no_transaction = needs_no_transaction or rule == "non-transactional"
                 add(offset, rule, message)
+    for node, rule, message in safety_problems([raw.stmt for raw in statements]):
+        location = node_location(node, -1)
+        add(location if location >= 0 else _start_of(rendered, statements, node), rule, message)
     if template.no_transaction and not needs_no_transaction:
         add(0, "no-transaction-unneeded", "marked no-transaction but nothing in it needs that; drop the marker")
     return problems
+
+
+def _start_of(rendered: str, statements: list[Any], node: Any) -> int:
+    """Where the statement holding ``node`` starts (safety findings are statements or their commands)."""
+    for raw in statements:
+        if raw.stmt is node or any(node is cmd for cmd in getattr(raw.stmt, "cmds", None) or ()):
+            return stmt_start(rendered, raw.stmt_location or 0)
+    return 0
 
 
 _REFUSALS: dict[tuple[str, str], list[LintProblem]] = {}

@@ -134,3 +134,57 @@ def test_symlinks_and_files_resolving_outside_are_refused(tmp_path: Path) -> Non
 def test_the_project_templates_pass_every_refusal_rule() -> None:
     for template in template_set_read(Path(settings.TENANT_TEMPLATES_DIR)).templates:
         assert template_refusals(template) == [], template.filename
+
+
+SAFETY_CASES = [
+    ("DROP TABLE notes;\n", "drop-table", "destructive"),
+    ("ALTER TABLE notes DROP COLUMN body;\n", "drop-column", "drop-column"),
+    ("ALTER TABLE notes ALTER COLUMN body TYPE varchar(200);\n", "column-type", "table-rewrite"),
+    ("ALTER TABLE notes ALTER COLUMN body SET NOT NULL;\n", "set-not-null", "set-not-null"),
+    ("ALTER TABLE notes ADD COLUMN token uuid DEFAULT gen_random_uuid();\n", "volatile-default", "table-rewrite"),
+    ("ALTER TABLE notes ADD CONSTRAINT body_short CHECK (length(body) < 100);\n", "constraint-not-valid",
+     "constraint-not-valid"),
+    ("ALTER TABLE notes ADD COLUMN owner_id bigint REFERENCES owners (id);\n", "constraint-not-valid",
+     "constraint-not-valid"),
+    ("CREATE INDEX notes_body_idx ON notes (body);\n", "index-not-concurrent", "index-not-concurrent"),
+    ("ALTER TABLE notes RENAME TO memos;\n", "rename", "rename"),
+    ("ALTER TABLE notes RENAME COLUMN body TO text;\n", "rename", "rename"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "rule", "allowance"), SAFETY_CASES)
+def test_each_safety_rule_has_a_code_a_sentence_and_the_line(
+    tmp_path: Path, text: str, rule: str, allowance: str
+) -> None:
+    template = one_template(tmp_path, "-- A later file on an existing table.\n\n" + text)
+    (problem,) = template_lint(template)
+
+    assert (problem.line, problem.rule) == (3, rule)
+    assert problem.message.endswith(("client", "lock", "it", "VALIDATE CONSTRAINT", "builds; use CREATE INDEX "
+                                     "CONCURRENTLY in a '-- tenant_sql: no-transaction' file", "old name"))  # fmt: skip
+    assert template_refusals(template) == []  # a rollout refuses it; apply to one schema does not
+
+
+@pytest.mark.parametrize(("text", "rule", "allowance"), SAFETY_CASES)
+def test_each_safety_rule_is_allowed_by_its_header(tmp_path: Path, text: str, rule: str, allowance: str) -> None:
+    assert findings(tmp_path, f"-- tenant_sql: allow {allowance}\n{text}") == []
+    assert findings(tmp_path, f"-- tenant_sql: allow {rule}\n{text}") == []
+
+
+def test_safety_rules_leave_tables_created_in_the_same_file_alone(tmp_path: Path) -> None:
+    text = (
+        "CREATE TABLE notes (id bigint PRIMARY KEY, body text);\n"
+        "CREATE INDEX notes_body_idx ON notes (body);\n"
+        "ALTER TABLE notes ADD CONSTRAINT body_short CHECK (length(body) < 100);\n"
+        "ALTER TABLE notes ALTER COLUMN body SET NOT NULL;\n"
+    )
+    assert findings(tmp_path, text) == []
+
+
+def test_set_not_null_after_a_validated_check_passes(tmp_path: Path) -> None:
+    text = (
+        "ALTER TABLE notes ADD CONSTRAINT body_nn CHECK (body IS NOT NULL) NOT VALID;\n"
+        "ALTER TABLE notes VALIDATE CONSTRAINT body_nn;\n"
+        "ALTER TABLE notes ALTER COLUMN body SET NOT NULL;\n"
+    )
+    assert findings(tmp_path, text) == []

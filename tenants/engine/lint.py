@@ -121,7 +121,7 @@ def template_lint(template: Template) -> list[LintProblem]:
             else:
                 needs_no_transaction = needs_no_transaction or rule == "non-transactional"
                 add(offset, rule, message)
-    for node, rule, message in safety_problems([raw.stmt for raw in statements]):
+    for node, rule, message in safety_problems([raw.stmt for raw in statements if raw.stmt is not None]):
         location = node_location(node, -1)
         add(location if location >= 0 else _start_of(rendered, statements, node), rule, message)
     if template.no_transaction and not needs_no_transaction:

@@ -51,7 +51,7 @@ def _finding(node: ast.Node, rule: str) -> Finding:
     return node, rule, SAFETY_RULES[rule]
 
 
-def _unvalidated(constraint: ast.Node) -> bool:
+def _unvalidated(constraint: object) -> bool:
     return (
         isinstance(constraint, ast.Constraint)
         and enum_name(constraint.contype) in {"CONSTR_FOREIGN", "CONSTR_CHECK"}
@@ -79,7 +79,7 @@ def _add_column_findings(cmd: ast.AlterTableCmd) -> Iterator[Finding]:
 
 
 def _alter_findings(stmt: ast.AlterTableStmt, validated: set[str]) -> Iterator[Finding]:
-    table = stmt.relation.relname if isinstance(stmt.relation, ast.RangeVar) else ""
+    table = str(stmt.relation.relname) if isinstance(stmt.relation, ast.RangeVar) else ""
     for cmd in stmt.cmds or ():
         if not isinstance(cmd, ast.AlterTableCmd):
             continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from tenants.engine.grants import grants_check
 from tenants.engine.ledger import SchemaState, applied_check, ledger_insert, schema_states
 from tenants.engine.lint import template_refusals
 from tenants.engine.naming import TenantRoles, schema_lock_key, tenant_roles
-from tenants.engine.results import AppliedFile, ApplyResult, ApplyTarget, FailedFile
+from tenants.engine.results import AppliedFile, ApplyResult, ApplyTarget, FailedFile, LockTimeout
 from tenants.engine.schemas import migrator_ensure, owner_membership
 from tenants.engine.templates import Template, TemplateSet, statement_slices, template_set_read, templates_directory
 
@@ -34,6 +35,42 @@ logger = logging.getLogger(__name__)
 
 # SQLSTATEs that say "try again later" rather than "this template is wrong".
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03"})
+LOCK_NOT_AVAILABLE = "55P03"
+# Who holds a lock on a relation of the schema (read on the privileged connection: it sees every session).
+BLOCKER_SQL = """
+SELECT a.pid, coalesce(a.application_name, ''), extract(epoch FROM now() - coalesce(a.xact_start, a.query_start)),
+       left(coalesce(a.query, ''), 500)
+FROM pg_locks l
+JOIN pg_class c ON c.oid = l.relation
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE n.nspname = %s AND l.granted AND l.pid <> ALL(%s)
+ORDER BY coalesce(a.xact_start, a.query_start) NULLS LAST
+LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Default ``lock_timeout`` and ``statement_timeout`` of every file (PostgreSQL durations, e.g. "5s")."""
+
+    lock: str = "5s"
+    statement: str = "10min"
+
+    def for_file(self, template: Template) -> tuple[str, str]:
+        headers = template.headers
+        return headers.value("lock_timeout") or self.lock, headers.value("statement_timeout") or self.statement
+
+
+class LockTimedOut(Exception):
+    """A file waited longer than its lock_timeout; its transaction was rolled back, nothing recorded."""
+
+    def __init__(self, template: Template, lock_timeout: str) -> None:
+        super().__init__(template.filename)
+        self.template = template
+        self.lock_timeout = lock_timeout
+
+
 NO_TRANSACTION_NOTE = "\n(no-transaction file: the statements before this one stay applied)"
 
 
@@ -75,8 +112,11 @@ class SchemaApplier:
     thousands of schemas would grow one backend without bound, so they are replaced periodically.
     """
 
-    def __init__(self, *, templates: TemplateSet, applied_by: str, recycle_every: int = 300) -> None:
+    def __init__(
+        self, *, templates: TemplateSet, applied_by: str, recycle_every: int = 300, timeouts: Timeouts | None = None
+    ) -> None:
         self.templates = templates
+        self.timeouts = timeouts or Timeouts()
         self.applied_by = applied_by
         self.recycle_every = max(1, recycle_every)
         self.admin: psycopg.Connection[Any] | None = None
@@ -139,9 +179,36 @@ class SchemaApplier:
             for template in pending:
                 rendered = template.render(owner_role=roles.owner, app_role=roles.app, tenant_id=target.tenant_id)
                 run = _apply_file_alone if template.no_transaction else _apply_file
-                if not run(conn, schema=schema, roles=roles, template=template, sql_text=rendered,
-                           applied_by=self.applied_by, result=result):  # fmt: skip
+                try:
+                    done = run(conn, schema=schema, roles=roles, template=template, sql_text=rendered,
+                               applied_by=self.applied_by, result=result,
+                               timeouts=self.timeouts.for_file(template))  # fmt: skip
+                except LockTimedOut as timed_out:
+                    result.lock_timeout = _lock_timeout(admin, conn, schema, timed_out)
                     return
+                if not done:
+                    return
+
+
+def _lock_timeout(
+    admin: psycopg.Connection[Any], conn: psycopg.Connection[Any], schema: str, timed_out: LockTimedOut
+) -> LockTimeout:
+    """The timed-out file with whoever holds a lock in the schema (pid, application, how long, what)."""
+    row = admin.execute(BLOCKER_SQL, [schema, [conn.info.backend_pid, admin.info.backend_pid]]).fetchone()
+    template = timed_out.template
+    logger.info("tenant_sql: %s waited longer than lock_timeout %s in %s; retry later (holder: %s)",
+                template.filename, timed_out.lock_timeout, schema, row)  # fmt: skip
+    if row is None:
+        return LockTimeout(template.version, template.filename, timed_out.lock_timeout)
+    return LockTimeout(
+        version=template.version,
+        filename=template.filename,
+        lock_timeout=timed_out.lock_timeout,
+        blocker_pid=row[0],
+        blocker_application=row[1],
+        blocker_age_s=None if row[2] is None else round(float(row[2]), 3),
+        blocker_query=row[3],
+    )
 
 
 def _pending(
@@ -190,16 +257,18 @@ def _record_failure(
 
 def _apply_file(
     conn: psycopg.Connection[Any], *, schema: str, roles: TenantRoles, template: Template, sql_text: str,
-    applied_by: str, result: ApplyResult,
+    applied_by: str, result: ApplyResult, timeouts: tuple[str, str],
 ) -> bool:  # fmt: skip
     """Apply one file in its own transaction with its ledger row; False when it failed (recorded)."""
     ident = sql.Identifier
     prelude = sql.SQL(
         "BEGIN; SET LOCAL search_path TO {schema}; SELECT pg_advisory_xact_lock({key});"
-        " {applied}; SET LOCAL ROLE {owner}"
+        " {applied}; SET LOCAL lock_timeout TO {lock}; SET LOCAL statement_timeout TO {statement};"
+        " SET LOCAL ROLE {owner}"
     ).format(
         schema=ident(schema), key=sql.Literal(schema_lock_key(schema)),
         applied=applied_check(schema, template.version), owner=ident(roles.owner),
+        lock=sql.Literal(timeouts[0]), statement=sql.Literal(timeouts[1]),
     )  # fmt: skip
     try:
         # The ledger check is its own statement after the lock: it must see what a runner that held the
@@ -222,6 +291,8 @@ def _apply_file(
         except StatementFailed as failure:
             duration_ms = int((time.monotonic() - started) * 1000)
             simple(conn, "ROLLBACK")
+            if failure.error.diag.sqlstate == LOCK_NOT_AVAILABLE:
+                raise LockTimedOut(template, timeouts[0]) from failure
             statement, line = failing_statement(sql_text, failure)
             failed = _failed_file(template, failure, statement, line)
             _record_failure(conn, schema=schema, template=template, failed=failed, applied_by=applied_by,
@@ -239,7 +310,7 @@ def _apply_file(
 
 def _apply_file_alone(
     conn: psycopg.Connection[Any], *, schema: str, roles: TenantRoles, template: Template, sql_text: str,
-    applied_by: str, result: ApplyResult,
+    applied_by: str, result: ApplyResult, timeouts: tuple[str, str],
 ) -> bool:  # fmt: skip
     """A file marked ``-- tenant_sql: no-transaction``: each statement alone in autocommit, ledger row after.
 
@@ -259,7 +330,10 @@ def _apply_file_alone(
         if value(results[1]) == "t":
             result.already_applied += 1
             return True
-        simple(conn, sql.SQL("SET search_path TO {}; SET ROLE {}").format(ident(schema), ident(roles.owner)))
+        session = sql.SQL("SET search_path TO {}; SET lock_timeout TO {}; SET statement_timeout TO {}; SET ROLE {}")
+        simple(
+            conn, session.format(ident(schema), sql.Literal(timeouts[0]), sql.Literal(timeouts[1]), ident(roles.owner))
+        )
         started = time.monotonic()
         pieces = [(start, sql_text[start:end]) for start, end in statement_slices(sql_text)]
         pieces.append((len(sql_text), grants_check(schema, roles).as_string(conn)))
@@ -268,6 +342,8 @@ def _apply_file_alone(
                 simple(conn, piece)
             except StatementFailed as failure:
                 simple(conn, "RESET ROLE")
+                if failure.error.diag.sqlstate == LOCK_NOT_AVAILABLE:
+                    raise LockTimedOut(template, timeouts[0]) from failure
                 statement, _ = failing_statement(piece, failure)
                 failed = _failed_file(template, failure, statement or piece.strip(), sql_text.count("\n", 0, start) + 1)
                 failed = FailedFile(**{**failed.__dict__, "error": failed.error + NO_TRANSACTION_NOTE})
@@ -283,4 +359,5 @@ def _apply_file_alone(
         return True
     finally:
         if not conn.closed and not conn.broken:
-            simple(conn, sql.SQL("RESET ROLE; RESET search_path; SELECT pg_advisory_unlock({})").format(key))
+            simple(conn, sql.SQL("RESET ROLE; RESET search_path; RESET lock_timeout; RESET statement_timeout;"
+                                 " SELECT pg_advisory_unlock({})").format(key))  # fmt: skip

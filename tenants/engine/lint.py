@@ -7,6 +7,7 @@ is what ``apply`` refuses a file for. Each problem is one ``file:line: rule: mes
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from tenants.engine.templates import (
     template_set_read,
 )
 
+DURATION_RE = re.compile(r"^[1-9][0-9]*\s*(us|ms|s|min|h|d)?$")
 # Rules a file may allow with a header line ``-- tenant_sql: allow RULE``: dynamic SQL, and the safety rules
 # (a rollout refuses a file they flag; ``apply`` of one schema does not).
 ALLOWABLE_RULES = frozenset({"dynamic-sql"}) | frozenset(SAFETY_RULES) | frozenset(SAFETY_GROUPS)
@@ -50,6 +52,11 @@ def _header_problems(template: Template) -> list[LintProblem]:
         LintProblem(template.filename, line, "header", f"unknown header '-- tenant_sql: {body}'")
         for line, body in template.headers.unknown
     ]
+    for key, value in template.headers.values:
+        if not DURATION_RE.match(value):
+            problems.append(
+                LintProblem(template.filename, 1, "header", f"{key}={value}: use a duration such as 2s, 500ms or 5min")
+            )
     for rule in sorted(template.headers.allows - ALLOWABLE_RULES):
         problems.append(
             LintProblem(template.filename, 1, "header", f"'allow {rule}': only {', '.join(sorted(ALLOWABLE_RULES))}")

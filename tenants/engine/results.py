@@ -31,6 +31,19 @@ class FailedFile:
     line: int | None
 
 
+@dataclass(frozen=True)
+class LockTimeout:
+    """A file that waited longer than its lock_timeout: retried later, not a failure (nothing recorded)."""
+
+    version: int
+    filename: str
+    lock_timeout: str
+    blocker_pid: int | None = None
+    blocker_application: str = ""
+    blocker_age_s: float | None = None
+    blocker_query: str = ""
+
+
 @dataclass
 class ApplyResult:
     schema: str
@@ -40,16 +53,19 @@ class ApplyResult:
     error: str = ""  # a failure that is not a template's (missing schema, drift, lost connection)
     transient: bool = False
     duration_ms: int = 0
+    lock_timeout: LockTimeout | None = None
 
     @property
     def status(self) -> str:
         if self.failed is not None or self.error:
             return "failed"
+        if self.lock_timeout is not None:
+            return "lock_timeout"
         return "applied" if self.applied else "up_to_date"
 
     @property
     def ok(self) -> bool:
-        return self.status != "failed"
+        return self.status in {"applied", "up_to_date"}
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +76,7 @@ class ApplyResult:
             "failed": asdict(self.failed) if self.failed else None,
             "error": self.error or None,
             "transient": self.transient,
+            "lock_timeout": asdict(self.lock_timeout) if self.lock_timeout else None,
             "duration_ms": self.duration_ms,
         }
 
@@ -73,7 +90,11 @@ class RolloutResult:
 
     @property
     def failed(self) -> list[ApplyResult]:
-        return [r for r in self.results if not r.ok]
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def lock_timeouts(self) -> list[ApplyResult]:
+        return [r for r in self.results if r.status == "lock_timeout"]
 
     def summary(self) -> dict[str, int]:
         return {
@@ -81,6 +102,7 @@ class RolloutResult:
             "applied": sum(1 for r in self.results if r.status == "applied"),
             "up_to_date": sum(1 for r in self.results if r.status == "up_to_date"),
             "failed": len(self.failed),
+            "lock_timeout": len(self.lock_timeouts),
             "files_applied": sum(len(r.applied) for r in self.results),
         }
 

@@ -18,7 +18,7 @@ from ghostcrm.audit.services import Actor, audit_record
 from ghostcrm.core.errors import TransientError, ValidationError
 from ghostcrm.core.system_settings import setting_value
 from tenants.engine import connection
-from tenants.engine.apply import SchemaApplier, template_set_for_apply
+from tenants.engine.apply import SchemaApplier, Timeouts, template_set_for_apply
 from tenants.engine.ledger import SchemaState, schema_states
 from tenants.engine.naming import schema_name_check, scratch_tenant_id
 from tenants.engine.registry import registered_schemas, tenant_ids_for
@@ -30,6 +30,14 @@ class UnregisteredSchemas(ValidationError):
     """Schemas named for a rollout that are not registered tenants (and no scratch schemas were asked for)."""
 
     code = "unregistered_schema"
+
+
+def default_timeouts() -> Timeouts:
+    """Every file's ``lock_timeout`` and ``statement_timeout`` unless its headers say otherwise (system settings)."""
+    return Timeouts(
+        lock=f"{int(setting_value('tenant_sql.lock_timeout_ms'))}ms",
+        statement=f"{int(setting_value('tenant_sql.statement_timeout_ms'))}ms",
+    )
 
 
 def schema_apply(
@@ -49,7 +57,7 @@ def schema_apply(
     templates = template_set_for_apply(directory)
     if tenant_id is None:
         tenant_id = tenant_ids_for([schema]).get(schema) or scratch_tenant_id(schema)
-    applier = SchemaApplier(templates=templates, applied_by=applied_by)
+    applier = SchemaApplier(templates=templates, applied_by=applied_by, timeouts=default_timeouts())
     try:
         result = applier.apply(ApplyTarget(schema=schema, tenant_id=tenant_id))
     finally:
@@ -63,6 +71,11 @@ def schema_apply(
         if result.transient:
             raise TransientError(message)
         raise TemplateApplyError(message, result=result)
+    if result.lock_timeout is not None:
+        raise TransientError(
+            f"{result.lock_timeout.filename} waited longer than lock_timeout {result.lock_timeout.lock_timeout}"
+            f" in schema {schema}; it is retried later."
+        )
     if result.error:
         if result.transient:
             raise TransientError(f"Applying templates to {schema} failed: {result.error}")
@@ -189,9 +202,10 @@ def schemas_apply(
     every = int(setting_value("tenant_sql.recycle_every")) if recycle_every is None else recycle_every
     started = time.monotonic()
     states = _initial_states(targets)
+    timeouts = default_timeouts()
 
     def make_applier() -> SchemaApplier:
-        applier = SchemaApplier(templates=templates, applied_by=applied_by, recycle_every=every)
+        applier = SchemaApplier(templates=templates, applied_by=applied_by, recycle_every=every, timeouts=timeouts)
         applier.states = states
         return applier
 
@@ -207,7 +221,7 @@ def schemas_apply(
 
 def _audit_rollout(rollout: RolloutResult, *, actor: Actor | None) -> None:
     summary = rollout.summary()
-    if not (summary["applied"] or summary["failed"]):
+    if not (summary["applied"] or summary["failed"] or summary["lock_timeout"]):
         return
     audit_record(
         action="tenant_sql.rollout",
@@ -219,8 +233,10 @@ def _audit_rollout(rollout: RolloutResult, *, actor: Actor | None) -> None:
             "summary": summary,
             "applied": {r.schema: [a.version for a in r.applied] for r in rollout.results if r.applied},
             "failed": {r.schema: (r.failed.filename if r.failed else r.error) for r in rollout.failed},
+            "lock_timeout": {r.schema: r.lock_timeout.filename for r in rollout.lock_timeouts if r.lock_timeout},
         },
-        outcome="success" if not summary["failed"] else "failure",
-        message=f"{summary['files_applied']} file(s) applied, {summary['failed']} schema(s) failed",
+        outcome="success" if not (summary["failed"] or summary["lock_timeout"]) else "failure",
+        message=f"{summary['files_applied']} file(s) applied, {summary['failed']} schema(s) failed, "
+        f"{summary['lock_timeout']} lock timeout(s)",
         duration_ms=rollout.duration_ms,
     )

@@ -33,7 +33,14 @@ def test_apply_create_schema_then_json_status(pg: psycopg.Connection[Any], schem
     assert run.code == 0, run.err
     data = json.loads(run.out)
     assert set(data) == {"directory", "jobs", "duration_ms", "summary", "schemas"}
-    assert data["summary"] == {"schemas": 1, "applied": 1, "up_to_date": 0, "failed": 0, "files_applied": 3}
+    assert data["summary"] == {
+        "schemas": 1,
+        "applied": 1,
+        "up_to_date": 0,
+        "failed": 0,
+        "lock_timeout": 0,
+        "files_applied": 3,
+    }
     (entry,) = data["schemas"]
     assert entry["schema"] == schema_name
     assert entry["status"] == "applied"

@@ -188,3 +188,11 @@ def test_set_not_null_after_a_validated_check_passes(tmp_path: Path) -> None:
         "ALTER TABLE notes ALTER COLUMN body SET NOT NULL;\n"
     )
     assert findings(tmp_path, text) == []
+
+
+def test_timeout_headers_must_be_durations(tmp_path: Path) -> None:
+    good = "-- tenant_sql: lock_timeout=2s\n-- tenant_sql: statement_timeout=30min\nCREATE TABLE a (id bigint);\n"
+    assert findings(tmp_path, good) == []
+    bad = "-- tenant_sql: lock_timeout=soon\nCREATE TABLE a (id bigint);\n"
+    assert findings(tmp_path, bad) == [(1, "header")]
+    assert [p.rule for p in template_refusals(one_template(tmp_path, bad))] == ["header"]

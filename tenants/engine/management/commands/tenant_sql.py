@@ -1,7 +1,8 @@
 """`manage.py tenant_sql lint|status|plan|apply|validate|repair`: thin callers of the engine's services.
 
 Exit status: 0 when everything is fine, 1 when something failed or drifted (or lint found problems),
-2 for a usage error (bad options, an invalid or unknown schema name).
+2 for a usage error (bad options, an invalid or unknown schema name), 3 when nothing failed but some schemas
+waited longer than their lock_timeout (retry later).
 """
 
 from __future__ import annotations
@@ -190,10 +191,15 @@ class Command(ServiceCommand):
                 f"{summary['schemas']} schema(s) in {rollout.duration_ms / 1000:.2f} s with {rollout.jobs} job(s): "
                 f"{summary['applied']} applied ({summary['files_applied']} file(s)), "
                 f"{summary['up_to_date']} up to date, "
-                f"{summary['failed']} failed."
+                f"{summary['failed']} failed, {summary['lock_timeout']} lock timeout(s)."
             )
         if summary["failed"]:
             raise CommandError(f"{summary['failed']} schema(s) failed; re-run apply to resume.", returncode=1)
+        if summary["lock_timeout"]:
+            raise CommandError(
+                f"{summary['lock_timeout']} schema(s) waited longer than their lock_timeout; re-run apply later.",
+                returncode=3,
+            )
 
     def _apply_schemas(self, options: dict[str, Any]) -> list[str] | None:
         """The schemas named by --schema or --tenants; None for --all."""
@@ -215,6 +221,15 @@ class Command(ServiceCommand):
             return f"{result.schema}: FAILED {f.filename}{where}: {f.error.splitlines()[0]}"
         if result.error:
             return f"{result.schema}: FAILED: {result.error}"
+        if result.lock_timeout is not None:
+            t = result.lock_timeout
+            holder = (
+                f", held by pid {t.blocker_pid} ({t.blocker_application or 'no application name'}) for "
+                f"{t.blocker_age_s} s"
+                if t.blocker_pid
+                else ""
+            )
+            return f"{result.schema}: LOCK TIMEOUT {t.filename} after {t.lock_timeout}{holder}; retry later"
         if result.applied:
             files = ", ".join(f"{a.filename} ({a.duration_ms} ms)" for a in result.applied)
             return f"{result.schema}: applied {files}"

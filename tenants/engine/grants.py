@@ -22,9 +22,9 @@ objects AS (
     UNION ALL SELECT 'relation', c.relname, c.relacl
         FROM pg_catalog.pg_class c JOIN ns ON c.relnamespace = ns.oid
     UNION ALL SELECT 'column', c.relname || '.' || a.attname, a.attacl
-        FROM pg_catalog.pg_attribute a
-        JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN ns ON c.relnamespace = ns.oid
-        WHERE a.attacl IS NOT NULL
+        FROM pg_catalog.pg_class c JOIN ns ON c.relnamespace = ns.oid
+        CROSS JOIN LATERAL (SELECT attname, attacl FROM pg_catalog.pg_attribute
+                            WHERE attrelid = c.oid AND attacl IS NOT NULL) a
     UNION ALL SELECT 'function', p.proname, p.proacl
         FROM pg_catalog.pg_proc p JOIN ns ON p.pronamespace = ns.oid
     UNION ALL SELECT 'type', t.typname, t.typacl

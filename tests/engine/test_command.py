@@ -13,13 +13,16 @@ from typing import Any
 import psycopg
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
 from ghostcrm.audit.models import AuditEvent
+from tenants.engine import connection
+from tenants.engine.results import TemplateApplyError
 from tenants.engine.selectors import schemas_status
 from tenants.engine.services import schema_apply, schema_create, schema_drop, tenant_roles
-from tests.engine.conftest import FIXTURES, copy_fixture, ledger, new_schema_name, register_tenant, tables, tenant_sql
+from tests.engine.support import FIXTURES, copy_fixture, ledger, new_schema_name, register_tenant, tables, tenant_sql
 
 pytestmark = pytest.mark.django_db(databases=["default", "tenants"], transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,9 +33,18 @@ def test_apply_create_schema_then_json_status(pg: psycopg.Connection[Any], schem
     assert run.code == 0, run.err
     data = json.loads(run.out)
     assert set(data) == {"directory", "jobs", "duration_ms", "summary", "schemas"}
-    assert data["summary"] == {"schemas": 1, "applied": 1, "up_to_date": 0, "failed": 0, "files_applied": 3}
+    assert data["summary"] == {
+        "schemas": 1,
+        "applied": 1,
+        "up_to_date": 0,
+        "failed": 0,
+        "lock_timeout": 0,
+        "files_applied": 3,
+    }
     (entry,) = data["schemas"]
-    assert entry["schema"] == schema_name and entry["status"] == "applied" and entry["failed"] is None
+    assert entry["schema"] == schema_name
+    assert entry["status"] == "applied"
+    assert entry["failed"] is None
     assert [a["version"] for a in entry["applied"]] == [1, 2, 3]
     assert set(entry["applied"][0]) == {"version", "filename", "duration_ms"}
     assert AuditEvent.objects.filter(action="tenant_sql.schema_create", target_id=schema_name).exists()
@@ -41,12 +53,16 @@ def test_apply_create_schema_then_json_status(pg: psycopg.Connection[Any], schem
     status = tenant_sql("status", "--schema", schema_name, "--dir", str(FIXTURES / "basic"), "--json")
     assert status.code == 0
     (row,) = json.loads(status.out)
-    assert row["state"] == "up_to_date" and row["applied"] == [1, 2, 3] and row["pending"] == []
-    assert row["registered"] is False and row["last_failure"] is None
+    assert row["state"] == "up_to_date"
+    assert row["applied"] == [1, 2, 3]
+    assert row["pending"] == []
+    assert row["registered"] is False
+    assert row["last_failure"] is None
 
     again = tenant_sql("apply", "--schema", schema_name, "--create-schema", "--dir", str(FIXTURES / "basic"))
     assert again.code == 0
-    assert f"{schema_name}: up to date" in again.out and "1 up to date, 0 failed" in again.out
+    assert f"{schema_name}: up to date" in again.out
+    assert "1 up to date, 0 failed" in again.out
 
 
 def test_apply_failure_exits_1_and_other_tenants_carry_on(pg: psycopg.Connection[Any], tmp_path: Path) -> None:
@@ -63,7 +79,8 @@ def test_apply_failure_exits_1_and_other_tenants_carry_on(pg: psycopg.Connection
     assert run.code == 1
     assert f'{bad}: FAILED 002_notes.pgsql line 3: relation "notes" already exists' in run.out
     assert f"{good}: applied 001_core.pgsql" in run.out
-    assert "2 schema(s)" in run.out and "1 failed" in run.out
+    assert "2 schema(s)" in run.out
+    assert "1 failed" in run.out
     assert [r["version"] for r in ledger(pg, good) if r["success"]] == [1, 2, 3]
     assert [(r["version"], r["success"]) for r in ledger(pg, bad)] == [(1, True), (2, False)]
     assert "website" not in {  # 002's first statement was rolled back with the rest of the file
@@ -74,7 +91,8 @@ def test_apply_failure_exits_1_and_other_tenants_carry_on(pg: psycopg.Connection
     }  # fmt: skip
 
     status = tenant_sql("status", "--all", "--dir", str(directory))
-    assert f"{bad}: failed" in status.out and "last failure: 002_notes.pgsql line 3" in status.out
+    assert f"{bad}: failed" in status.out
+    assert "last failure: 002_notes.pgsql line 3" in status.out
 
     # The operator fixes the tenant, re-runs: it resumes at 002; then repair clears nothing left over.
     pg.execute(f'DROP TABLE "{bad}".notes')
@@ -83,16 +101,17 @@ def test_apply_failure_exits_1_and_other_tenants_carry_on(pg: psycopg.Connection
 
 
 def test_usage_errors_exit_2(schema_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tenants.engine import services
-
     def no_sql() -> None:
         raise AssertionError("no SQL may run for a usage error")
 
-    monkeypatch.setattr(services, "engine_connect", no_sql)
+    monkeypatch.setattr(connection, "engine_connect", no_sql)
+    monkeypatch.setattr(connection, "migrator_connect", no_sql)
     unregistered = tenant_sql("apply", "--schema", schema_name, "--dir", str(FIXTURES / "basic"))
-    assert unregistered.code == 2 and "--create-schema" in unregistered.err
+    assert unregistered.code == 2
+    assert "--create-schema" in unregistered.err
     invalid = tenant_sql("apply", "--schema", "Bad-Name", "--create-schema", "--dir", str(FIXTURES / "basic"))
-    assert invalid.code == 2 and "not a valid schema name" in invalid.err
+    assert invalid.code == 2
+    assert "not a valid schema name" in invalid.err
     assert tenant_sql("apply", "--all", "--create-schema").code == 2
     assert tenant_sql("apply", "--schema", schema_name, "--jobs", "0").code == 2
     assert tenant_sql("plan", "--schema", "pg_catalog").code == 2
@@ -121,7 +140,7 @@ def test_status_over_all_tenants_is_one_query(pg: psycopg.Connection[Any], tmp_p
         schema_create(schema=schema)
         register_tenant(schema)
     for schema in schemas[:2]:
-        with pytest.raises(Exception):  # noqa: B017 - the failure itself is asserted in test_apply
+        with pytest.raises(TemplateApplyError, match="failed in schema"):
             schema_apply(schema=schema, directory=directory)
 
     tenant_connection = connections[settings.TENANT_DB_ALIAS]
@@ -130,9 +149,11 @@ def test_status_over_all_tenants_is_one_query(pg: psycopg.Connection[Any], tmp_p
     assert len(data_queries(few)) == 1
     by_schema = {s.schema: s for s in statuses}
     assert set(by_schema) == set(schemas)
-    assert by_schema[schemas[0]].state == "failed" and by_schema[schemas[0]].applied == [1]
+    assert by_schema[schemas[0]].state == "failed"
+    assert by_schema[schemas[0]].applied == [1]
     assert by_schema[schemas[0]].last_failure["statement"] == "INSERT INTO doomed VALUES (1)"
-    assert by_schema[schemas[3]].state == "pending" and by_schema[schemas[3]].pending == [1, 2]
+    assert by_schema[schemas[3]].state == "pending"
+    assert by_schema[schemas[3]].pending == [1, 2]
 
     more = [new_schema_name() for _ in range(6)]
     for schema in more:
@@ -156,7 +177,9 @@ def test_parallel_jobs_apply_to_every_tenant(pg: psycopg.Connection[Any]) -> Non
     run = tenant_sql("apply", "--all", "--jobs", "3", "--dir", str(FIXTURES / "basic"), "--json")
     assert run.code == 0, run.err
     data = json.loads(run.out)
-    assert data["jobs"] == 3 and data["summary"]["applied"] == 6 and data["summary"]["files_applied"] == 18
+    assert data["jobs"] == 3
+    assert data["summary"]["applied"] == 6
+    assert data["summary"]["files_applied"] == 18
     assert [s["schema"] for s in data["schemas"]] == sorted(schemas)
     for schema in schemas:
         assert [r["version"] for r in ledger(pg, schema) if r["success"]] == [1, 2, 3]
@@ -169,12 +192,15 @@ def test_plan_shows_pending_sql_and_changes_nothing(pg: psycopg.Connection[Any],
     run = tenant_sql("plan", "--schema", schema_name, "--dir", str(FIXTURES / "basic"))
     assert run.code == 0
     assert run.out.index("-- 001_core.pgsql") < run.out.index("-- 002_notes.pgsql") < run.out.index("-- 003_")
-    assert f'TO "{roles.app}"' in run.out and "${app_role}" not in run.out
+    assert f'TO "{roles.app}"' in run.out
+    assert "${app_role}" not in run.out
     assert "no transaction, statement by statement" in run.out
-    assert tables(pg, schema_name) == set() and ledger(pg, schema_name) == []
+    assert tables(pg, schema_name) == set()
+    assert ledger(pg, schema_name) == []
 
     data = json.loads(tenant_sql("plan", "--schema", schema_name, "--dir", str(FIXTURES / "basic"), "--json").out)
-    assert [f["version"] for f in data["files"]] == [1, 2, 3] and data["files"][2]["transaction"] is False
+    assert [f["version"] for f in data["files"]] == [1, 2, 3]
+    assert data["files"][2]["transaction"] is False
 
 
 def test_validate_catches_changed_and_unknown_files_and_repair_fixes(
@@ -195,23 +221,27 @@ def test_validate_catches_changed_and_unknown_files_and_repair_fixes(
     assert data == {"schemas": 1, "invalid": [{"schema": schema_name, "drift": [1], "unknown": [3], "missing": []}]}
 
     repaired = tenant_sql("repair", "--schema", schema_name, "--dir", str(directory))
-    assert repaired.code == 0 and "1 checksum(s) updated" in repaired.out
+    assert repaired.code == 0
+    assert "1 checksum(s) updated" in repaired.out
     event = AuditEvent.objects.get(action="tenant_sql.repair", target_id=schema_name)
     assert event.after == {"checksums": {"1": ledger(pg, schema_name)[0]["checksum"]}}
     # The checksum now matches; the removed file stays reported until it is restored.
     again = tenant_sql("validate", "--schema", schema_name, "--dir", str(directory))
-    assert again.code == 1 and "checksum drift" not in again.out and "applied but not on disk: 003" in again.out
+    assert again.code == 1
+    assert "checksum drift" not in again.out
+    assert "applied but not on disk: 003" in again.out
 
 
 def test_repair_clears_an_outstanding_failure(pg: psycopg.Connection[Any], schema_name: str, tmp_path: Path) -> None:
     directory = copy_fixture("broken", tmp_path)
     schema_create(schema=schema_name)
-    with pytest.raises(Exception):  # noqa: B017 - asserted in test_apply
+    with pytest.raises(TemplateApplyError, match="failed in schema"):
         schema_apply(schema=schema_name, directory=directory)
     assert schemas_status(schemas=[schema_name], directory=directory)[0].state == "failed"
     run = tenant_sql("repair", "--schema", schema_name, "--dir", str(directory), "--json")
     data = json.loads(run.out)
-    assert [f["version"] for f in data["failures_cleared"]] == [2] and data["checksums_updated"] == []
+    assert [f["version"] for f in data["failures_cleared"]] == [2]
+    assert data["checksums_updated"] == []
     assert [r["success"] for r in ledger(pg, schema_name)] == [True]
     assert schemas_status(schemas=[schema_name], directory=directory)[0].state == "pending"
 
@@ -250,9 +280,11 @@ def test_schema_create_roles_and_isolation(pg: psycopg.Connection[Any]) -> None:
 def test_role_names_are_short_and_deterministic() -> None:
     long_name = "a" * 63
     roles = tenant_roles(long_name)
-    assert len(roles.owner) <= 63 and len(roles.app) <= 63
+    assert len(roles.owner) <= 63
+    assert len(roles.app) <= 63
     assert roles == tenant_roles(long_name)
-    assert roles.owner.startswith(settings.TENANT_ROLE_PREFIX + "_") and roles.owner.endswith("_own")
+    assert roles.owner.startswith(settings.TENANT_ROLE_PREFIX + "_")
+    assert roles.owner.endswith("_own")
     assert tenant_roles("a" * 62 + "b") != roles  # the hash keeps truncated names apart
 
 
@@ -284,14 +316,13 @@ class _Terminal(io.StringIO):
 
 
 def test_progress_bar_on_a_terminal(schema_name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from django.core.management import call_command
-
     out = _Terminal()
     call_command(
         "tenant_sql", "apply", "--schema", schema_name, "--create-schema", "--dir", str(FIXTURES / "basic"), stdout=out
     )
     err = capsys.readouterr().err
-    assert "1/1" in err and "schema" in err  # tqdm's bar, on stderr
+    assert "1/1" in err
+    assert "schema" in err
     assert f"{schema_name}: applied" not in out.getvalue()  # no per-schema lines under a bar
     assert "1 applied (3 file(s))" in out.getvalue()
 
@@ -301,8 +332,12 @@ def test_validate_reports_a_skipped_version(pg: psycopg.Connection[Any], schema_
     schema_apply(schema=schema_name, directory=FIXTURES / "basic")
     pg.execute("DELETE FROM public.tenant_sql_ledger WHERE schema_name = %s AND version = 2", [schema_name])
     run = tenant_sql("validate", "--all", "--dir", str(FIXTURES / "basic"))  # not registered: --all skips it
-    assert run.code == 0 and "0 schema(s) match" in run.out
+    assert run.code == 0
+    assert "0 schema(s) match" in run.out
     run = tenant_sql("validate", "--schema", schema_name, "--dir", str(FIXTURES / "basic"))
-    assert run.code == 1 and "skipped (a later version is applied): 002" in run.out
+    assert run.code == 1
+    assert "skipped (a later version is applied): 002" in run.out
     status = schemas_status(schemas=[schema_name], directory=FIXTURES / "basic")[0]
-    assert status.state == "drift" and status.missing == [2] and status.pending == [2]
+    assert status.state == "drift"
+    assert status.missing == [2]
+    assert status.pending == [2]

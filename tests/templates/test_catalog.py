@@ -17,7 +17,7 @@ from psycopg import sql
 from tenants.engine.lint import template_set_read, templates_lint
 from tenants.engine.services import schema_apply, schema_create, tenant_roles
 from tests.support import tenant_conninfo
-from tests.templates.conftest import TENANT_DB, TenantSchema, names
+from tests.templates.support import TENANT_DB, TenantSchema, names
 
 TABLES_001 = {
     "currencies", "crm_users", "teams", "team_members", "companies", "contacts", "leads", "pipelines",

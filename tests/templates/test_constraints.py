@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests.templates.conftest import TENANT_DB, Crm, TenantSchema, names
+from tests.templates.support import TENANT_DB, Crm, TenantSchema, names
 
 
 @TENANT_DB

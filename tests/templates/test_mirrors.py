@@ -12,7 +12,7 @@ from django.db import connections
 from ghostcrm.core.errors import PermissionDenied
 from tenants.crm.models import Company, CrmUser, Deal, StockLevel, TeamMember
 from tenants.db import tenant_schema
-from tests.templates.conftest import TENANT_DB, Crm, TenantSchema
+from tests.templates.support import TENANT_DB, Crm, TenantSchema
 
 
 @TENANT_DB

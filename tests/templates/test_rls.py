@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.templates.conftest import TENANT_DB, Crm, TenantSchema, names
+from tests.templates.support import TENANT_DB, Crm, TenantSchema, names
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.templates.conftest import TENANT_DB, Crm, TenantSchema, names
+from tests.templates.support import TENANT_DB, Crm, TenantSchema, names
 
 MOVE = "SELECT kind, quantity, balance_after, moved_by FROM stock_move(%s, %s, %s, %s)"
 

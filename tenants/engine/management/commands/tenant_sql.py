@@ -1,7 +1,8 @@
 """`manage.py tenant_sql lint|status|plan|apply|validate|repair`: thin callers of the engine's services.
 
 Exit status: 0 when everything is fine, 1 when something failed or drifted (or lint found problems),
-2 for a usage error (bad options, an invalid or unknown schema name).
+2 for a usage error (bad options, an invalid or unknown schema name), 3 when nothing failed but some schemas
+waited longer than their lock_timeout (retry later).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ghostcrm.core.errors import ValidationError
 from ghostcrm.organizations.selectors import organization_find
 from tenants.engine import selectors, services
 from tenants.engine.lint import templates_lint
+from tenants.engine.templates import templates_directory
 
 
 def _usage(message: str) -> CommandError:
@@ -93,7 +95,7 @@ class Command(ServiceCommand):
             raise _usage(exc.message) from None
 
     def do_lint(self, options: dict[str, Any]) -> None:
-        result = templates_lint(services.templates_directory(options["dir"]))
+        result = templates_lint(templates_directory(options["dir"]))
         if options["json"]:
             self.write_json(
                 {
@@ -156,14 +158,7 @@ class Command(ServiceCommand):
     def do_apply(self, options: dict[str, Any]) -> None:
         if options["jobs"] < 1:
             raise _usage("--jobs must be at least 1.")
-        if options["create_schema"] and options["all"]:
-            raise _usage("--create-schema is for scratch schemas: use it with --schema or --tenants, not --all.")
-        schemas: list[str] | None = None
-        if not options["all"]:
-            raw = [options["schema"]] if options["schema"] else [s.strip() for s in options["tenants"].split(",")]
-            schemas = [self._schema(s) for s in raw if s]
-            if not schemas:
-                raise _usage("--tenants needs at least one schema name.")
+        schemas = self._apply_schemas(options)
         actor = Actor.system(f"tenant_sql:{getpass.getuser()}")
         applied_by = f"{getpass.getuser()}@{socket.gethostname()}"[:150]
         try:
@@ -199,10 +194,27 @@ class Command(ServiceCommand):
                 f"{summary['schemas']} schema(s) in {rollout.duration_ms / 1000:.2f} s with {rollout.jobs} job(s): "
                 f"{summary['applied']} applied ({summary['files_applied']} file(s)), "
                 f"{summary['up_to_date']} up to date, "
-                f"{summary['failed']} failed."
+                f"{summary['failed']} failed, {summary['lock_timeout']} lock timeout(s)."
             )
         if summary["failed"]:
             raise CommandError(f"{summary['failed']} schema(s) failed; re-run apply to resume.", returncode=1)
+        if summary["lock_timeout"]:
+            raise CommandError(
+                f"{summary['lock_timeout']} schema(s) waited longer than their lock_timeout; re-run apply later.",
+                returncode=3,
+            )
+
+    def _apply_schemas(self, options: dict[str, Any]) -> list[str] | None:
+        """The schemas named by --schema or --tenants; None for --all."""
+        if options["create_schema"] and options["all"]:
+            raise _usage("--create-schema is for scratch schemas: use it with --schema or --tenants, not --all.")
+        if options["all"]:
+            return None
+        raw = [options["schema"]] if options["schema"] else [s.strip() for s in options["tenants"].split(",")]
+        schemas = [self._schema(s) for s in raw if s]
+        if not schemas:
+            raise _usage("--tenants needs at least one schema name.")
+        return schemas
 
     @staticmethod
     def _result_line(result: services.ApplyResult) -> str:
@@ -212,6 +224,15 @@ class Command(ServiceCommand):
             return f"{result.schema}: FAILED {f.filename}{where}: {f.error.splitlines()[0]}"
         if result.error:
             return f"{result.schema}: FAILED: {result.error}"
+        if result.lock_timeout is not None:
+            t = result.lock_timeout
+            holder = (
+                f", held by pid {t.blocker_pid} ({t.blocker_application or 'no application name'}) for "
+                f"{t.blocker_age_s} s"
+                if t.blocker_pid
+                else ""
+            )
+            return f"{result.schema}: LOCK TIMEOUT {t.filename} after {t.lock_timeout}{holder}; retry later"
         if result.applied:
             files = ", ".join(f"{a.filename} ({a.duration_ms} ms)" for a in result.applied)
             return f"{result.schema}: applied {files}"

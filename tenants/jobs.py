@@ -6,15 +6,20 @@ harmless (the services lock, re-read the row and return early when the work is d
 
 from __future__ import annotations
 
+from django.db import close_old_connections
+
 from tenants.provisioning import deprovision, reconciler, runner
 from tenants.queue import current_job_id
 
 
 def organization_provision_job(organization_id: str) -> str:
+    # As Django does per request: a worker outlives database restarts, so a connection broken by one is replaced.
+    close_old_connections()
     return runner.organization_provision(organization_id=organization_id, job_id=current_job_id())
 
 
 def organization_deprovision_job(organization_id: str) -> str:
+    close_old_connections()
     return deprovision.organization_deprovision_run(organization_id=organization_id, job_id=current_job_id())
 
 

@@ -21,7 +21,7 @@ from ghostcrm.audit.services import Actor
 from ghostcrm.core.api import BoundedJSONParser, queue_unavailable_error
 from ghostcrm.core.errors import ApplicationError, Conflict, ValidationError
 from ghostcrm.organizations.models import Organization
-from tenants import jobs, selectors, services
+from tenants import queue, selectors, services
 from tenants.api.authentication import HasScope, ServiceKeyAuthentication, ServiceKeyRateThrottle
 from tenants.api.limits import REDIS_DOWN
 from tenants.api.serializers import (
@@ -123,7 +123,7 @@ def api_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
 
 def _queue_reachable() -> bool:
     try:
-        django_rq.get_connection(jobs.QUEUE_NAME).ping()
+        django_rq.get_connection(queue.QUEUE_NAME).ping()
     except REDIS_DOWN:
         return False
     return True

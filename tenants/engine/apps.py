@@ -3,8 +3,6 @@ from importlib import import_module
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
-from ghostcrm.core.system_settings import SettingSpec, register
-
 
 class EngineConfig(AppConfig):
     name = "tenants.engine"
@@ -14,6 +12,9 @@ class EngineConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, by name: the receivers use models, which are not importable before ready().
         signals = import_module(f"{self.name}.signals")
+        # The settings registry reads models too: imported once the app registry is ready.
+        from ghostcrm.core.system_settings import SettingSpec, register  # noqa: PLC0415, RUF100
+
         post_migrate.connect(signals.migrator_after_migrate, sender=self, dispatch_uid="tenant_sql.migrator")
         register(
             SettingSpec(

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -26,12 +27,13 @@ from typing import Any
 
 import psycopg
 
-from bench import w_noop, w_provision, w_rollout
+from bench import w_noop, w_provision, w_rollout, w_throughput
 from bench.common import BenchError
 from bench.report import write_outputs
 
 WORKLOADS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "provision": w_provision.run,
+    "throughput": w_throughput.run,
     "rollout": w_rollout.run,
     "noop": w_noop.run,
 }
@@ -41,6 +43,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", choices=sorted(WORKLOADS), help="run only this workload")
     parser.add_argument("--tenants", type=int, default=200, help="N clients for rollout and no-op (default 200)")
+    parser.add_argument("--clients", type=int, default=20, help="N clients per API burst (default 20)")
     parser.add_argument("--repeat", type=int, default=3, help="alternating runs per figure (default 3)")
     parser.add_argument("--full", action="store_true", help="10,000 clients")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
@@ -50,7 +53,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the workloads' finally blocks: their databases are dropped
+
+
 def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, _terminated)
     args = parse(argv)
     load_start = os.getloadavg()
     results: dict[str, Any] = {

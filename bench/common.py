@@ -96,6 +96,15 @@ class Stack:
             stderr=subprocess.DEVNULL,
         )
 
+    def popen_env(self, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(  # noqa: S603
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
     def tenant_conn(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.tenant_url, autocommit=True)
 

@@ -41,7 +41,7 @@ def markdown(results: dict[str, Any]) -> str:
     notes = []
     for name, w in results["workloads"].items():
         if "error" in w:
-            lines.append(f"| {name} | FAILED: {w['error'][:200]} | | | | |")
+            lines.append(f"| {name} | FAILED: {' '.join(w['error'].split())[-300:]} | | | | |")
             continue
         for row in w["rows"]:
             ref = f"{row['ref_name']}: {_fmt(row['ref'])}" if row.get("ref") else row.get("ref_name", "")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import BenchError, Stack, render_templates, run_psql, stack, summary
+from bench.dt_project import dt_project
 
 SLUG = re.compile(r"\(([a-z0-9-]+), id ")
 
@@ -67,16 +68,43 @@ def psql_once(s: Stack, tmp: Path, i: int) -> float:
     return run_psql(files, s.psql_env(PGOPTIONS=f"-c search_path={schema} -c role={owner}"))
 
 
+def _dt_sql(s: Stack) -> str:
+    """Our templates rendered for django-tenants: one owner and one app role shared by every tenant."""
+    owner, app = f"{s.role_prefix}_dt_o", f"{s.role_prefix}_dt_a"
+    with s.tenant_conn() as conn:
+        conn.execute(f'CREATE ROLE "{owner}" NOLOGIN')
+        conn.execute(f'CREATE ROLE "{app}" NOLOGIN')
+    return "\n".join(render_templates(owner_role=owner, app_role=app, tenant_id=str(uuid.uuid4())))
+
+
+def _ref_row(recorded: dict[str, Any], samples: list[float], name: str) -> dict[str, Any]:
+    ref = summary(samples)
+    what = "provision one client, request to active (recorded)"
+    return {
+        "what": what,
+        "ours": recorded,
+        "ref": ref,
+        "ref_name": name,
+        "ratio": recorded["median"] / ref["median"],
+        "target": "",
+    }
+
+
 def run(args: Any) -> dict[str, Any]:
     ours: list[dict[str, Any]] = []
     psql: list[float] = []
-    with stack() as s, tempfile.TemporaryDirectory(prefix="bench_prov_") as tmpdir:
+    dt_create: list[float] = []
+    dt_clone: list[float] = []
+    with stack() as s, tempfile.TemporaryDirectory(prefix="bench_prov_") as tmpdir, dt_project(_dt_sql(s)) as dt:
         worker = _worker(s)
         try:
             provision_once(s, "Bench warm-up")  # the worker's first job imports everything
+            dt.tenant_times("create", ["dt_base"])
             for i in range(args.repeat):
                 ours.append(provision_once(s, f"Bench client {i}"))
                 psql.append(psql_once(s, Path(tmpdir), i))
+                dt_create += dt.tenant_times("create", [f"dt_create_{i}"])
+                dt_clone += dt.tenant_times("clone", [f"dt_clone_{i}"], base="dt_base")
         finally:
             worker.terminate()
             worker.wait(timeout=30)
@@ -94,6 +122,8 @@ def run(args: Any) -> dict[str, Any]:
                 "ratio": recorded["median"] / limit["median"],
                 "target": "<= 1.2x",
             },
+            _ref_row(recorded, dt_create, "django-tenants Client().save() (migration = RunSQL of the templates)"),
+            _ref_row(recorded, dt_clone, "django-tenants clone_schema from a base tenant"),
             {
                 "what": "provision_client --wait, whole command (incl. Django start, 0.5 s polling)",
                 "ours": summary([o["command_wall_s"] for o in ours]),

@@ -83,7 +83,7 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 
 bench: $(VENV)/.installed system-deps services
-	$(TEST_ENV) $(PY) bench/run.py
+	$(TEST_ENV) $(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -27,7 +27,9 @@ class TenantServerForm(forms.ModelForm):
     """The URL is shown without its password; a password typed in (or inside the URL) replaces the stored one,
     a blank one keeps it. A new address is checked while the form validates, so a failure shows on the page."""
 
-    password = forms.CharField(
+    # Not the model's field name: the model's password is not editable, the form takes a new one.
+    new_password = forms.CharField(
+        label="Password",
         required=False,
         strip=False,
         widget=forms.PasswordInput(render_value=False),
@@ -49,14 +51,14 @@ class TenantServerForm(forms.ModelForm):
             return data
         stored = self.instance.password if self.instance.pk else None
         try:
-            address = parse_server_url(data["url"], password=data.get("password") or None)
+            address = parse_server_url(data["url"], password=data.get("new_password") or None)
             if address.password is None:
                 address = parse_server_url(data["url"], password=stored)
             if not self.instance.pk or address.url != self.instance.url or address.password != stored:
                 self.check_result = services.server_check(address=address)
         except ApplicationError as exc:
             raise forms.ValidationError(exc.message) from None
-        data["url"], data["password"] = address.url, address.password
+        data["url"], data["new_password"] = address.url, address.password
         return data
 
 
@@ -78,9 +80,9 @@ class TenantServerAdmin(AuditedModelAdmin):
         return fields
 
     def get_fields(self, request: HttpRequest, obj: TenantServer | None = None) -> Any:
-        fields = ["name", "url", "password", "capacity", "notes", *self.readonly_fields]
+        fields = ["name", "url", "new_password", "capacity", "notes", *self.readonly_fields]
         if obj is not None and obj.name == PRIMARY_SERVER_NAME:
-            fields.remove("password")
+            fields.remove("new_password")
         return fields
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -100,7 +102,7 @@ class TenantServerAdmin(AuditedModelAdmin):
             saved = services.server_change(
                 server_id=obj.pk,
                 url=data.get("url", obj.url),
-                password=data.get("password"),
+                password=data.get("new_password"),
                 capacity=data["capacity"],
                 notes=data["notes"],
                 checked=form.check_result,
@@ -112,7 +114,7 @@ class TenantServerAdmin(AuditedModelAdmin):
             saved, check = services.server_add(
                 name=data["name"],
                 url=data["url"],
-                password=data.get("password"),
+                password=data.get("new_password"),
                 capacity=data["capacity"],
                 notes=data["notes"],
                 checked=form.check_result,

@@ -28,23 +28,29 @@ def test_list_and_change_pages_render_without_the_password(
 ) -> None:
     server = register("second", good_url)
     page = admin_session.get(reverse(CHANGELIST)).content.decode()
-    assert "second" in page and PASSWORD not in page
+    assert "second" in page
+    assert PASSWORD not in page
     change = admin_session.get(reverse("admin:fleet_tenantserver_change", args=[server.pk]))
     assert change.status_code == 200
     body = change.content.decode()
-    assert server.url in body and PASSWORD not in body and 'type="password"' in body
+    assert server.url in body
+    assert PASSWORD not in body
+    assert 'type="password"' in body
 
 
 def test_add_through_the_admin_runs_the_checks(admin_session: Client, good_url: str, closed_url: str) -> None:
     refused = admin_session.post(reverse("admin:fleet_tenantserver_add"), _form("down", closed_url))
     assert refused.status_code == 200
-    assert f"127.0.0.1:{CLOSED_PORT}" in refused.content.decode() and "does not answer" in refused.content.decode()
+    assert f"127.0.0.1:{CLOSED_PORT}" in refused.content.decode()
+    assert "does not answer" in refused.content.decode()
     assert not TenantServer.objects.exists()
 
     added = admin_session.post(reverse("admin:fleet_tenantserver_add"), _form("second", good_url))
     assert added.status_code == 302, added.content.decode()[:2000]
     server = TenantServer.objects.get(name="second")
-    assert server.password == PASSWORD and PASSWORD not in server.url and server.capacity == 10
+    assert server.password == PASSWORD
+    assert PASSWORD not in server.url
+    assert server.capacity == 10
     assert AuditEvent.objects.filter(action="fleet.server.add", target_id=str(server.pk)).exists()
 
 
@@ -77,7 +83,8 @@ def test_drain_asks_for_confirmation_then_records_the_change(
 ) -> None:
     server = register("second", good_url)
     ask = admin_session.post(reverse(CHANGELIST), {"action": "drain_selected", "_selected_action": [server.pk]})
-    assert ask.status_code == 200 and "You are about to <strong>drain</strong>" in ask.content.decode()
+    assert ask.status_code == 200
+    assert "You are about to <strong>drain</strong>" in ask.content.decode()
     server.refresh_from_db()
     assert server.state == "open"
 
@@ -88,7 +95,8 @@ def test_drain_asks_for_confirmation_then_records_the_change(
     server.refresh_from_db()
     assert server.state == "draining"
     event = AuditEvent.objects.get(action="fleet.server.drain", target_id=str(server.pk))
-    assert event.message == "new disks" and event.actor_label == "root@ghostcrm.test"
+    assert event.message == "new disks"
+    assert event.actor_label == "root@ghostcrm.test"
 
 
 def test_the_primary_server_url_is_not_editable(
@@ -96,7 +104,8 @@ def test_the_primary_server_url_is_not_editable(
 ) -> None:
     primary = register(PRIMARY_SERVER_NAME, good_url)
     body = admin_session.get(reverse("admin:fleet_tenantserver_change", args=[primary.pk])).content.decode()
-    assert 'name="url"' not in body and 'name="new_password"' not in body
+    assert 'name="url"' not in body
+    assert 'name="new_password"' not in body
 
 
 def test_the_dashboard_shows_a_panel_per_server(
@@ -108,6 +117,8 @@ def test_the_dashboard_shows_a_panel_per_server(
     page = admin_session.get(reverse("admin:tenants_provisioning_dashboard")).content.decode()
     assert 'id="gc-servers"' in page
     primary_row = page.split('class="gc-server-primary"')[1].split("</tr>")[0]
-    assert "0 / 50" in primary_row and "<td>yes</td>" in primary_row and version in primary_row
+    assert "0 / 50" in primary_row
+    assert "<td>yes</td>" in primary_row
+    assert version in primary_row
     down_row = page.split('class="gc-server-down"')[1].split("</tr>")[0]
     assert "no: The server at 127.0.0.1:8199" in down_row

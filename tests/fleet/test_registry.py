@@ -47,21 +47,26 @@ def test_add_registers_a_real_server_with_its_password_encrypted(
     assert (server.capacity, server.notes, server.state) == (5, "rack 2", "open")
     assert server.password == PASSWORD  # decrypted through the field
     url, raw_password = _raw_row("second")
-    assert PASSWORD not in url and PASSWORD not in raw_password
-    assert url.endswith(f"/{probe_database}") and "@" in url
+    assert PASSWORD not in url
+    assert PASSWORD not in raw_password
+    assert url.endswith(f"/{probe_database}")
+    assert "@" in url
     out, err = capsys.readouterr()
-    assert "Server second registered" in out and PASSWORD not in out
+    assert "Server second registered" in out
+    assert PASSWORD not in out
     wal_level = server_probe(parse_server_url(server.url, password=server.password)).wal_level
     assert ("wal_level" in err) == (wal_level != "logical")
     event = AuditEvent.objects.get(action="fleet.server.add", target_id=str(server.pk))
-    assert event.after is not None and PASSWORD not in json.dumps(event.after)
+    assert event.after is not None
+    assert PASSWORD not in json.dumps(event.after)
 
 
 def test_add_refuses_an_unreachable_server_and_saves_nothing(closed_url: str) -> None:
     with pytest.raises(CommandError) as error:
         call_command("tenant_servers", "add", "down", "--url", closed_url)
     assert error.value.returncode == 1
-    assert f"127.0.0.1:{CLOSED_PORT}" in str(error.value) and "does not answer" in str(error.value)
+    assert f"127.0.0.1:{CLOSED_PORT}" in str(error.value)
+    assert "does not answer" in str(error.value)
     assert PASSWORD not in str(error.value)
     assert not TenantServer.objects.filter(name="down").exists()
 
@@ -124,18 +129,24 @@ def test_list_reports_the_unreachable_server_and_carries_on(
     assert exit_info.value.code == 1
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
     up, down = rows[PRIMARY_SERVER_NAME], rows["down"]
-    assert up["reachable"] is True and up["clients"] == 2
-    assert up["version_num"] >= 140000 and up["size_bytes"] > 0
+    assert up["reachable"] is True
+    assert up["clients"] == 2
+    assert up["version_num"] >= 140000
+    assert up["size_bytes"] > 0
     assert 1 <= up["connections_in_use"] <= up["max_connections"]
-    assert down["reachable"] is False and f"127.0.0.1:{CLOSED_PORT}" in down["error"]
+    assert down["reachable"] is False
+    assert f"127.0.0.1:{CLOSED_PORT}" in down["error"]
     assert (down["clients"], down["capacity"], down["state"], down["size_bytes"]) == (0, 7, "closed", None)
     assert PASSWORD not in json.dumps(rows)
 
     with pytest.raises(SystemExit):
         call_command("tenant_servers", "list")
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("down") and "UNREACHABLE" in lines[0]
-    assert lines[1].startswith(PRIMARY_SERVER_NAME) and "clients 2/1000" in lines[1] and "connections" in lines[1]
+    assert lines[0].startswith("down")
+    assert "UNREACHABLE" in lines[0]
+    assert lines[1].startswith(PRIMARY_SERVER_NAME)
+    assert "clients 2/1000" in lines[1]
+    assert "connections" in lines[1]
 
 
 def test_list_exits_0_when_every_server_answers(
@@ -156,16 +167,19 @@ def test_state_changes_are_audited_and_idempotent(
     call_command("tenant_servers", "open", "second")
 
     out = capsys.readouterr().out
-    assert "Server second is now draining." in out and "Server second was already draining." in out
+    assert "Server second is now draining." in out
+    assert "Server second was already draining." in out
     events = AuditEvent.objects.filter(target_id=str(server.pk)).order_by("sequence")
     assert [(e.action, e.before, e.after) for e in events] == [
         ("fleet.server.drain", {"state": "open"}, {"state": "draining"}),
         ("fleet.server.close", {"state": "draining"}, {"state": "closed"}),
         ("fleet.server.open", {"state": "closed"}, {"state": "open"}),
     ]
-    assert events[0].message == "hardware swap" and events[0].actor_label.startswith("cli:tenant_servers drain")
+    assert events[0].message == "hardware swap"
+    assert events[0].actor_label.startswith("cli:tenant_servers drain")
     server.refresh_from_db()
-    assert server.state == "open" and server.state_changed_at is not None
+    assert server.state == "open"
+    assert server.state_changed_at is not None
 
 
 def test_a_state_change_of_an_unknown_server_is_bad_input() -> None:
@@ -181,7 +195,8 @@ def test_a_changed_url_is_checked_before_it_is_saved(
     with pytest.raises(ServerUnreachable):
         services.server_change(server_id=server.pk, url=closed_url, capacity=3, notes="", actor=actor)
     server.refresh_from_db()
-    assert server.url == parse_server_url(good_url).url and server.capacity != 3
+    assert server.url == parse_server_url(good_url).url
+    assert server.capacity != 3
 
     services.server_change(server_id=server.pk, url=server.url, capacity=3, notes="n", actor=actor)
     server.refresh_from_db()
@@ -204,7 +219,8 @@ def test_migrate_registers_the_primary_server_idempotently(settings: Any) -> Non
         sentence = register_primary_server(aliases=["default", "tenants"])
     assert sentence.startswith("Tenant database server primary registered")
     primary.refresh_from_db()
-    assert primary.url == "postgres://ghost@db-new.example:6432/ghostcrm_tenants" and primary.password == "pw-Flt-9"
+    assert primary.url == "postgres://ghost@db-new.example:6432/ghostcrm_tenants"
+    assert primary.password == "pw-Flt-9"
     assert AuditEvent.objects.filter(action="fleet.server.change", target_id=str(primary.pk)).count() == 1
 
 
@@ -221,9 +237,12 @@ def test_statuses_of_no_servers_is_empty() -> None:
 def test_a_stored_url_that_no_longer_parses_is_reported_not_raised() -> None:
     TenantServer.objects.create(name="broken", url="mysql://x@y/z")
     [status] = selectors.server_statuses()
-    assert status.reachable is False and "postgres://" in status.error
+    assert status.reachable is False
+    assert "postgres://" in status.error
 
 
 def test_url_password_is_taken_apart(probe_database: str) -> None:
     address = parse_server_url(server_url(probe_database, password="p%40ss"))
-    assert address.password == "p@ss" and "p%40ss" not in address.url and address.port > 0
+    assert address.password == "p@ss"
+    assert "p%40ss" not in address.url
+    assert address.port > 0

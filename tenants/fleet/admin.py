@@ -122,7 +122,7 @@ class TenantServerAdmin(AuditedModelAdmin):
                 request=request,
             )
             warning = check.warning
-        obj.pk, obj.url, obj.password = saved.pk, saved.url, saved.password
+        obj.pk = saved.pk  # the admin goes on with `obj` (its messages, its redirect)
         obj.refresh_from_db()
         if warning:
             self.message_user(request, warning, messages.WARNING)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -80,17 +80,24 @@ def server_add(
     )
     _full_clean(server)
     check = checked or server_check(address=address)
-    with transaction.atomic(using="default"):
-        server.save()
-        audit_record(
-            action="fleet.server.add",
-            actor=actor,
-            target=server,
-            after=model_snapshot(server),
-            message=check.warning,
-            request=request,
-        )
+    try:
+        with transaction.atomic(using="default"):
+            _save_new(server, actor=actor, warning=check.warning, request=request)
+    except IntegrityError:  # the same name registered meanwhile by someone else
+        raise ValidationError(f"A server named {name} is registered already.", code="server_exists") from None
     return server, check
+
+
+def _save_new(server: TenantServer, *, actor: Actor, warning: str, request: HttpRequest | None) -> None:
+    server.save()
+    audit_record(
+        action="fleet.server.add",
+        actor=actor,
+        target=server,
+        after=model_snapshot(server),
+        message=warning,
+        request=request,
+    )
 
 
 def server_change(

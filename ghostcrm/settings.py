@@ -101,6 +101,7 @@ SHARED_APPS = [
     "ghostcrm.integrations",
     "tenants",
     "tenants.engine",
+    "tenants.fleet",
     "billing",
     "operations",
     "ghostcrm.core.admin_audit",  # last: makes every registered admin (third-party too) audited

@@ -16,6 +16,8 @@ from django.core.management.base import CommandParser
 from django.core.management.commands.migrate import Command as DjangoMigrateCommand
 from django.db import DEFAULT_DB_ALIAS
 
+from ghostcrm.core.signals import databases_migrated
+
 
 class Command(DjangoMigrateCommand):
     help = "Update the main database and the tenant registry database (both unless --database is given)."
@@ -49,3 +51,9 @@ class Command(DjangoMigrateCommand):
         if behind:
             self.stderr.write(f"Unapplied migrations on: {', '.join(behind)}. Run: python manage.py migrate")
             sys.exit(1)
+        # A whole run (both databases, every app) lets other apps record what it implies (tenants.fleet: the
+        # primary server). Test-database creation migrates one alias at a time, so it sends nothing.
+        if not (options["database"] or options["app_label"] or options["check_unapplied"] or options["plan"]):
+            for _receiver, sentence in databases_migrated.send(sender=type(self), aliases=aliases):
+                if sentence and options["verbosity"] >= 1:
+                    self.stdout.write(str(sentence))

@@ -17,12 +17,11 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from ghostcrm.audit.services import Actor
 from ghostcrm.core.admin_actions import ConfirmedAction, confirmed_action
-from ghostcrm.core.admin_base import AuditedModelAdmin, ReadOnlyAdminMixin
+from ghostcrm.core.admin_base import AuditedModelAdmin, ReadOnlyAdminMixin, truncated
 from ghostcrm.core.errors import ApplicationError
 from ghostcrm.organizations.models import Organization
 from tenants import keys, selectors, service_key_pages, services
@@ -385,11 +384,7 @@ class OperationAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
 
     @admin.display(description="error")
     def short_error(self, obj: Operation) -> str:
-        if len(obj.error) <= ERROR_CHARS:
-            return obj.error
-        return format_html(
-            '<span class="gc-truncated" title="{}">{}…</span>', obj.error, obj.error[:ERROR_CHARS].rstrip()
-        )
+        return truncated(obj.error, ERROR_CHARS)
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None

@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.contrib.admin.utils import model_format_dict
 from django.db import models
 from django.http import HttpRequest
+from django.utils.html import format_html
 
 from ghostcrm.audit.services import audit_record, model_snapshot
 
@@ -94,6 +95,13 @@ class AuditedModelAdmin(admin.ModelAdmin):
         for obj in objects if not self.service_audited else ():
             audit_record(action="admin.delete", target=obj, before=model_snapshot(obj), request=request)
         return result
+
+
+def truncated(text: str, limit: int) -> str:
+    """A list column's text cut to ``limit`` characters, the whole text as its tooltip (narrow screens)."""
+    if len(text) <= limit:
+        return text
+    return format_html('<span class="gc-truncated" title="{}">{}…</span>', text, text[:limit].rstrip())
 
 
 def adopt_saved(obj: models.Model, saved: models.Model) -> None:

@@ -32,8 +32,13 @@ class BackupSerializer(serializers.Serializer):
 class RestoreRequestSerializer(serializers.Serializer):
     slug = serializers.SlugField(help_text="The client whose backup is restored.")
     backup_id = serializers.IntegerField(required=False, help_text="Default: the client's newest usable backup.")
-    as_slug = serializers.SlugField(required=False, default="", help_text="Restore as a new client (a copy).")
-    to_server = serializers.CharField(required=False, default="")
+    # Empty means "not given", as when the field is left out (the schema says so: schemathesis sends "").
+    as_slug = serializers.SlugField(
+        required=False, default="", allow_blank=True, help_text="Restore as a new client (a copy); empty: undelete."
+    )
+    to_server = serializers.CharField(
+        required=False, default="", allow_blank=True, help_text="The tenant server to restore to; empty: primary."
+    )
     suspended = serializers.BooleanField(required=False, default=False, help_text="Undelete as suspended.")
 
 

@@ -91,6 +91,15 @@ def start_worker(*queues: str, env: dict[str, str] | None = None, name: str = "w
     )
 
 
+def start_holding_worker(where: str, folder: Path, *, env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+    """A provisioning worker like :func:`start_worker` that pauses at ``where`` ("finished:schema") until
+    ``folder/release`` exists (``tests/tenants/hold_worker.py``)."""
+    command = [sys.executable, "-m", "tests.tenants.hold_worker", where, str(folder), "--serve"]
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=_log(name), stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
 def free_port(candidates: range) -> int:
     for port in candidates:
         with socket.socket() as probe:

@@ -30,6 +30,7 @@ from ghostcrm.accounts.services.lockout import user_unlock
 from ghostcrm.audit.services import Actor
 from ghostcrm.core.admin_base import AuditedModelAdmin, ReadOnlyAdminMixin
 from ghostcrm.core.errors import ApplicationError
+from ghostcrm.organizations.models import Organization
 
 
 def _super_admin_only(request: HttpRequest) -> bool:
@@ -228,8 +229,6 @@ class InvitationForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from ghostcrm.organizations.models import Organization
-
         self.fields["organization"].queryset = Organization.objects.order_by("name")  # type: ignore[attr-defined]
 
     def clean(self) -> dict[str, Any]:
@@ -266,8 +265,6 @@ class InvitationAdmin(AuditedModelAdmin):
     exclude = ("token_hash", "context", "organization_id")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Invitation]:
-        from ghostcrm.organizations.models import Organization
-
         # organization_id is a bare UUID (no foreign key), so select_related cannot follow it; a correlated
         # subquery reads the name in the list's own query on every supported database.
         name = Organization.objects.filter(pk=OuterRef("organization_id")).values("name")[:1]
@@ -280,8 +277,6 @@ class InvitationAdmin(AuditedModelAdmin):
         if hasattr(obj, "organization_name"):
             name = obj.organization_name
         else:  # a row not read through get_queryset
-            from ghostcrm.organizations.models import Organization
-
             name = Organization.objects.filter(pk=obj.organization_id).values_list("name", flat=True).first()
         if name is None:
             return f"{obj.organization_id} (no such organisation)"

@@ -12,6 +12,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from ghostcrm.accounts.models import Invitation, InvitationSend, PasswordHistory, User, UserSession
+from ghostcrm.organizations.models import Organization
 
 BACKUP_DEVICE_NAME = "backup codes"
 
@@ -93,8 +94,6 @@ def invitation_target_label(*, invitation: Invitation) -> str:
 
 
 def organization_name(*, organization_id: uuid.UUID) -> str:
-    from ghostcrm.organizations.models import Organization
-
     name = Organization.objects.filter(pk=organization_id).values_list("name", flat=True).first()
     return name or f"organisation {organization_id}"
 

@@ -33,7 +33,7 @@ KEY_PATTERN = re.compile(r"gcrm_[0-9a-f]{8}_[A-Za-z0-9_-]{43}")
 
 
 def status_on_page(session: Session, organization: Organization) -> str:
-    session.go(f"/admin/tenants/organization/{organization.pk}/change/")
+    session.go(f"/admin/organizations/organization/{organization.pk}/change/")
     return session.page.locator(".gc-status").first.get_attribute("data-status") or ""
 
 
@@ -47,21 +47,21 @@ def wait_until_active(organization: Organization, *, timeout: float = 90) -> Non
 
 
 def dashboard_count(session: Session, status: str) -> int:
-    session.go("/admin/tenants/organization/dashboard/")
+    session.go("/admin/organizations/organization/dashboard/")
     card = session.page.locator("#gc-counts .gc-card").filter(has=session.page.locator(f'[data-status="{status}"]'))
     return int(card.locator(".gc-figure").inner_text()) if card.count() else 0
 
 
 def run_list_action(session: Session, organization: Organization, action: str, reason: str) -> None:
     """Tick one organisation in the list, pick an action, confirm it with a reason."""
-    session.go(f"/admin/tenants/organization/?q={organization.slug}")
+    session.go(f"/admin/organizations/organization/?q={organization.slug}")
     session.page.locator(f'input[name="_selected_action"][value="{organization.pk}"]').check()
     session.page.locator('select[name="action"]').select_option(action)
     session.page.locator('button[name="index"], input[name="index"]').first.click()
     session.page.get_by_label(re.compile("Reason")).fill(reason)
     session.shot(f"confirm-{action}")
     session.page.locator('input[type="submit"][value^="Yes"]').click()
-    session.page.wait_for_url(re.compile(r"/admin/tenants/organization/"))
+    session.page.wait_for_url(re.compile(r"/admin/organizations/organization/"))
 
 
 def test_sign_in_enrols_an_authenticator_then_signs_in_again_with_a_code(
@@ -103,7 +103,7 @@ def test_sign_in_enrols_an_authenticator_then_signs_in_again_with_a_code(
 def test_an_organisation_created_in_the_admin_reaches_active_on_the_dashboard(admin_session: Session) -> None:
     page = admin_session.page
     before = dashboard_count(admin_session, Status.ACTIVE)
-    admin_session.go("/admin/tenants/organization/add/")
+    admin_session.go("/admin/organizations/organization/add/")
     page.locator("#id_name").fill("Browser Made Ltd")
     page.locator("#id_admin_email").fill("owner@browser-made.test")
     admin_session.shot("organisation-add")
@@ -126,14 +126,14 @@ def test_a_failed_organisation_shows_its_error_and_a_retry_makes_it_active(admin
     organization.last_error = "Template 002 failed: relation crm_channels already exists"
     organization.save()
 
-    admin_session.go("/admin/tenants/organization/dashboard/")
+    admin_session.go("/admin/organizations/organization/dashboard/")
     row = admin_session.page.locator("#gc-failures tr").filter(has_text="Broken Start")
     assert "relation crm_channels already exists" in row.inner_text()
     admin_session.shot("dashboard-failure")
-    admin_session.go(f"/admin/tenants/organization/{organization.pk}/change/")
+    admin_session.go(f"/admin/organizations/organization/{organization.pk}/change/")
     assert "relation crm_channels already exists" in admin_session.page.content()
 
-    admin_session.go("/admin/tenants/organization/dashboard/")
+    admin_session.go("/admin/organizations/organization/dashboard/")
     admin_session.page.locator("#gc-failures tr").filter(has_text="Broken Start").get_by_role(
         "button", name=re.compile("Retry")
     ).click()

@@ -109,12 +109,12 @@ def test_a_failed_drill_shows_on_the_provisioning_dashboard(
 ) -> None:
     acme = provision()
     backup = backups.tenant_backup(organization_id=acme.pk, actor=ACTOR)
-    page = admin_session.get("/admin/tenants/organization/dashboard/")
+    page = admin_session.get("/admin/organizations/organization/dashboard/")
     assert b"gc-operations" in page.content
     assert b"gc-drill-failed" not in page.content
     backup.manifest = {**backup.manifest, "fingerprint": "0" * 64}
     backup.save()
     jobs.backup_drill_job()
-    page = admin_session.get("/admin/tenants/organization/dashboard/")
+    page = admin_session.get("/admin/organizations/organization/dashboard/")
     assert b"gc-drill-failed" in page.content
     assert b"The last restore drill" in page.content

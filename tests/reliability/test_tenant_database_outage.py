@@ -17,7 +17,7 @@ from psycopg import sql
 from ghostcrm.organizations.models import Organization
 from tenants import services
 from tenants.models import Operation
-from tests.processes import MANAGE, app_env, start_worker, stop, wait_for
+from tests.processes import MANAGE, app_env, start_holding_worker, start_worker, stop, wait_for
 from tests.reliability.conftest import ACTOR, TENANT_DB, assert_all_consistent, seconds_since
 
 Status = Organization.Status
@@ -103,9 +103,8 @@ def test_tenant_database_restarted_in_the_middle_of_a_job(
     server, env = outage_server
     hold = tmp_path / "hold"
     hold.mkdir()
-    env = {**env, "GHOSTCRM_PROVISION_HOLD": f"schema:{hold}"}
     organization = services.organization_request(name="Restart Midway", admin_email="a@restart.test", actor=ACTOR)
-    worker = start_worker("provisioning", env=env, name="outage-restart-worker")
+    worker = start_holding_worker("finished:schema", hold, env=env, name="outage-restart-worker")
     try:
         wait_for(lambda: (hold / "reached").exists(), what="the worker to finish the schema step")
         restarted = time.monotonic()

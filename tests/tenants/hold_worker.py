@@ -1,6 +1,7 @@
-"""A provisioning worker for fault tests: ``python -m tests.tenants.hold_worker EVENT:STEP FOLDER``.
+"""A provisioning worker for fault tests: ``python -m tests.tenants.hold_worker EVENT:STEP FOLDER [--serve]``.
 
-It runs the ``provisioning`` queue once (burst, one process) with a step hook that, at ``EVENT`` ("started" or
+It runs the ``provisioning`` queue once (burst, one process; with ``--serve``, until stopped, with RQ's
+scheduler so retries run) with a step hook that, at ``EVENT`` ("started" or
 "finished") of ``STEP``, writes its pid to ``FOLDER/reached`` and waits until ``FOLDER/release`` exists (or
 two minutes pass), so the test can kill it there. Production code has no pause point of its own.
 """
@@ -40,7 +41,10 @@ def main() -> None:
     where, folder = sys.argv[1], Path(sys.argv[2])
     event, _, step = where.partition(":")
     steps.step_hooks.append(hold_at(event, step, folder))
-    call_command("rqworker", "provisioning", burst=True, worker_class="rq.SimpleWorker")
+    if "--serve" in sys.argv[3:]:
+        call_command("rqworker", "provisioning", with_scheduler=True, worker_class="rq.SimpleWorker")
+    else:
+        call_command("rqworker", "provisioning", burst=True, worker_class="rq.SimpleWorker")
 
 
 if __name__ == "__main__":
